@@ -1,0 +1,30 @@
+# The three commands a user needs: `make run`, `make test`, `make ui`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+# Demo size; override e.g. `make run CUSTOMERS=20000 DAYS=365`.
+CUSTOMERS ?= 2000
+DAYS ?= 365
+
+.PHONY: run test ui clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/cdp run --customers $(CUSTOMERS) --days $(DAYS)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+ui: $(BIN)/.installed
+	$(BIN)/cdp prepare
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf data dbt_project/target dbt_project/logs

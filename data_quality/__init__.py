@@ -1,0 +1,1 @@
+"""Quality rules for every stage, as plain functions: no orchestration imports."""

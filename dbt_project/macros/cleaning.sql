@@ -1,0 +1,50 @@
+{# Standardisation rules shared by every staging model: one definition each. #}
+
+{% macro clean_text(expr) -%}
+    nullif(trim({{ expr }}), '')
+{%- endmacro %}
+
+{% macro normalize_email(expr) -%}
+    case
+        when {{ cdp.regexp_like('lower(trim(' ~ expr ~ '))', '^[^@[:space:]]+@[^@[:space:]]+[.][^@[:space:]]+$') }}
+            then lower(trim({{ expr }}))
+    end
+{%- endmacro %}
+
+{# E.164: strip punctuation; 11 national digits get the default country code. #}
+{% macro normalize_phone(expr) -%}
+    {%- set digits = cdp.regexp_replace_all(expr, '[^0-9]', '') -%}
+    {%- set cc = var('default_phone_country_code') -%}
+    case
+        when length({{ digits }}) = {{ 11 + cc | length }} and {{ digits }} like '{{ cc }}%' then '+' || {{ digits }}
+        when length({{ digits }}) = 11 and {{ digits }} like '1%' then '+{{ cc }}' || {{ digits }}
+    end
+{%- endmacro %}
+
+{# "¥1,299.00" -> 1299.00; anything unparseable -> null (staging tests catch it). #}
+{% macro parse_amount(expr) -%}
+    {{ dbt.safe_cast(cdp.regexp_replace_all(expr, '[^0-9.-]', ''), 'decimal(18, 2)') }}
+{%- endmacro %}
+
+{# ISO-8601 UTC ("2026-10-31T08:00:00Z") or "YYYY-MM-DD HH:MM:SS" (already UTC). #}
+{% macro parse_utc_timestamp(expr) -%}
+    {{ dbt.safe_cast("replace(replace(trim(" ~ expr ~ "), 'T', ' '), 'Z', '')", api.Column.translate_type('timestamp')) }}
+{%- endmacro %}
+
+{% macro parse_boolean(expr) -%}
+    case
+        when lower(trim({{ expr }})) in ('true', 't', 'yes', 'y', '1') then true
+        when lower(trim({{ expr }})) in ('false', 'f', 'no', 'n', '0') then false
+    end
+{%- endmacro %}
+
+{# Keep the newest delivery of each natural key (re-sends and updated versions). #}
+{% macro latest_per_key(relation, key, order_by) -%}
+    select * from (
+        select
+            *,
+            row_number() over (partition by {{ key }} order by {{ order_by }}) as _version_rank
+        from {{ relation }}
+    ) as versions
+    where _version_rank = 1
+{%- endmacro %}

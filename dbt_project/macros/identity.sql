@@ -1,0 +1,28 @@
+{# Identifier types in linking priority: a record's anchor is its highest-priority usable identifier. #}
+{% macro identity_types() -%}
+    {{ return(['member_id', 'email', 'phone', 'loyalty_card', 'device_id']) }}
+{%- endmacro %}
+
+{# True when a value is a placeholder listed in vars.identity.blocklist for its type. #}
+{% macro is_blocklisted(id_type, expr) -%}
+    {%- set values = var('identity')['blocklist'].get(id_type, []) -%}
+    {%- if values -%}
+        lower({{ expr }}) in ({% for v in values %}'{{ v | lower }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    {%- else -%}
+        false
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro mask_email(expr) -%}
+    case when {{ expr }} is not null then
+        substr({{ expr }}, 1, 1) || '***' || substr({{ expr }}, {{ dbt.position("'@'", expr) }})
+    end
+{%- endmacro %}
+
+{# +8613800138000 -> 138****8000 #}
+{% macro mask_phone(expr) -%}
+    {%- set national = dbt.right(expr, 11) -%}
+    case when {{ expr }} is not null then
+        substr({{ national }}, 1, 3) || '****' || {{ dbt.right(expr, 4) }}
+    end
+{%- endmacro %}

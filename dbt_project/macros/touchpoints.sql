@@ -1,0 +1,17 @@
+{# One source relation as rows of int_touchpoints_unioned: record key, time, kind, identifiers. #}
+{% macro touchpoint_select(relation, channel, id_col, occurred_at, touch_type, member_id='member_id', email='null', phone='null', device_id='null', loyalty_card='null', amount='null') %}
+    {%- set str = dbt.type_string() -%}
+    select
+        '{{ channel }}:' || cast({{ id_col }} as {{ str }}) as record_key,
+        '{{ channel }}' as source_channel,
+        cast({{ id_col }} as {{ str }}) as source_record_id,
+        {{ occurred_at }} as occurred_at,
+        {{ touch_type }} as touch_type,
+        cast({{ member_id }} as {{ str }}) as member_id,
+        cast({{ email }} as {{ str }}) as email,
+        cast({{ phone }} as {{ str }}) as phone,
+        cast({{ device_id }} as {{ str }}) as device_id,
+        cast({{ loyalty_card }} as {{ str }}) as loyalty_card,
+        cast({{ amount }} as decimal(18, 2)) as amount
+    from {{ ref(relation) }}
+{% endmacro %}

@@ -1,0 +1,37 @@
+-- Each record goes to the customer of its anchor identifier. Components made only of devices
+-- are anonymous visitors, not customers; records without a usable identifier stay unlinked.
+with components as (
+    select
+        component,
+        max(case when node not like 'device_id:%' then 1 else 0 end) = 1 as is_known
+    from {{ ref('int_identity_components') }}
+    group by component
+),
+
+node_customers as (
+    select
+        nodes.node,
+        case when components.is_known then 'C' || substr({{ dbt.hash('nodes.component') }}, 1, 12) end as customer_id
+    from {{ ref('int_identity_components') }} as nodes
+    inner join components on nodes.component = components.component
+),
+
+record_customer as (
+    select
+        observed.record_key,
+        min(node_customers.customer_id) as customer_id
+    from {{ ref('int_identifiers_observed') }} as observed
+    inner join node_customers on observed.node = node_customers.node
+    group by observed.record_key
+)
+
+select
+    touchpoints.record_key,
+    touchpoints.source_channel,
+    touchpoints.source_record_id,
+    touchpoints.occurred_at,
+    touchpoints.touch_type,
+    touchpoints.amount,
+    record_customer.customer_id
+from {{ ref('int_touchpoints_unioned') }} as touchpoints
+left join record_customer on touchpoints.record_key = record_customer.record_key

@@ -1,0 +1,17 @@
+-- Every record from every channel in one shape: who it might be (identifiers) and what happened.
+{% set str = dbt.type_string() %}
+
+
+{{ touchpoint_select('stg_crm__member_versions', 'crm_members', "member_id || '@' || cast(updated_at as " ~ str ~ ")", 'updated_at', "'profile'", email='email', phone='phone', loyalty_card='loyalty_card') }}
+union all
+{{ touchpoint_select('stg_web__events', 'web_events', 'event_id', 'event_at', "case when event_type = 'login' then 'login' else 'event' end", email='email', device_id='device_id') }}
+union all
+{{ touchpoint_select('stg_app__events', 'app_events', 'event_id', 'event_at', "case when event_type = 'login' then 'login' else 'event' end", device_id='device_id') }}
+union all
+{{ touchpoint_select('stg_pos__purchases', 'pos_purchases', 'transaction_id', 'purchased_at', "'order'", phone='phone', amount='amount') }}
+union all
+{{ touchpoint_select('stg_shop__orders', 'online_orders', 'order_id', 'ordered_at', "'order'", email='email', phone='phone', device_id='device_id', amount='amount') }}
+union all
+{{ touchpoint_select('stg_helpdesk__tickets', 'service_tickets', 'ticket_id', 'created_at', "'ticket'", email='email', phone='phone') }}
+union all
+{{ touchpoint_select('stg_messaging__events', 'email_events', 'event_id', 'event_at', "'message'", member_id='null', email='email', phone='phone') }}

@@ -1,0 +1,19 @@
+-- Store tills export local time without a zone; convert to UTC here, once.
+with source as (
+    select * from {{ source('pos', 'pos_purchases') }}
+),
+
+deduplicated as (
+    {{ latest_per_key('source', 'transaction_id', '_loaded_at desc, _source_file desc, _source_row desc') }}
+)
+
+select
+    {{ clean_text('transaction_id') }} as transaction_id,
+    {{ clean_text('store_id') }} as store_id,
+    {{ dbt.dateadd('hour', -1 * var('pos_utc_offset_hours'), parse_utc_timestamp('purchased_at')) }} as purchased_at,
+    {{ clean_text('member_id') }} as member_id,
+    {{ normalize_phone('phone') }} as phone,
+    {{ parse_amount('amount') }} as amount,
+    {{ dbt.safe_cast('items', api.Column.translate_type('integer')) }} as items,
+    _partition_date as delivered_on
+from deduplicated

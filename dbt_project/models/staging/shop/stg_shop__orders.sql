@@ -1,0 +1,20 @@
+with source as (
+    select * from {{ source('shop', 'online_orders') }}
+),
+
+deduplicated as (
+    {{ latest_per_key('source', 'order_id', '_loaded_at desc, _source_file desc, _source_row desc') }}
+)
+
+select
+    {{ clean_text('order_id') }} as order_id,
+    {{ parse_utc_timestamp('ordered_at') }} as ordered_at,
+    {{ clean_text('member_id') }} as member_id,
+    {{ normalize_email('email') }} as email,
+    {{ normalize_phone('phone') }} as phone,
+    {{ clean_text('device_id') }} as device_id,
+    {{ parse_amount('amount') }} as amount,
+    upper({{ clean_text('currency') }}) as currency,
+    lower({{ clean_text('status') }}) as status,
+    _partition_date as delivered_on
+from deduplicated

@@ -1,0 +1,1 @@
+"""Churn and lifetime-value modelling: a plain library (pandas, scikit-learn, scipy)."""

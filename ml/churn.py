@@ -1,0 +1,192 @@
+"""Churn model: time-split backtest of candidate models, champion by AUC, scoring with reasons.
+
+A model is trained on labelled cut-offs older than the holdout cut-off and judged on the
+holdout (the newest cut-off whose horizon is fully observed) — never a random split, since
+customers of the same period would leak into both sides.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ml.config import ChurnConfig
+from ml.features import FEATURES
+
+FeatureLoader = Callable[[date], pd.DataFrame]
+
+
+class ArtifactMismatch(ValueError):
+    """A stored model's features differ from the features the scoring run builds."""
+
+
+def candidate_models(random_state: int) -> dict[str, Callable[[], Pipeline]]:
+    return {
+        "logistic_regression": lambda: make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=1000, C=1.0)
+        ),
+        "gradient_boosting": lambda: CalibratedClassifierCV(
+            HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=random_state),
+            method="isotonic",
+            cv=3,
+        ),
+    }
+
+
+def labelled_cutoffs(first_day: date, as_of: date, config: ChurnConfig) -> list[date]:
+    """Cut-offs whose whole horizon lies before `as_of`, newest first, each with enough history."""
+    newest = as_of - timedelta(days=config.horizon_days)
+    cutoffs = [newest - timedelta(days=k * config.cutoff_spacing_days) for k in range(config.n_cutoffs)]
+    return [c for c in cutoffs if c >= first_day + timedelta(days=config.min_history_days)]
+
+
+def top_decile_lift(y_true: np.ndarray, scores: np.ndarray) -> float:
+    base = y_true.mean()
+    if base == 0:
+        return float("nan")
+    top = np.argsort(-scores, kind="stable")[: max(1, len(scores) // 10)]
+    return float(y_true[top].mean() / base)
+
+
+def evaluate(y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    both_classes = len(np.unique(y_true)) == 2
+    return {
+        "auc": float(roc_auc_score(y_true, scores)) if both_classes else float("nan"),
+        "pr_auc": float(average_precision_score(y_true, scores)) if both_classes else float("nan"),
+        "brier": float(brier_score_loss(y_true, scores)),
+        "top_decile_lift": top_decile_lift(y_true, scores),
+        "base_rate": float(y_true.mean()),
+        "n": int(len(y_true)),
+    }
+
+
+def calibration_table(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    frame = pd.DataFrame({"y": y_true, "p": scores})
+    frame["bin"] = np.minimum((frame["p"] * bins).astype(int), bins - 1)
+    table = frame.groupby("bin").agg(customers=("y", "size"), predicted=("p", "mean"), observed=("y", "mean"))
+    return table.reset_index()
+
+
+@dataclass
+class ChurnArtifact:
+    model_name: str
+    model: object
+    features: list[str]
+    training_cutoffs: list[str]
+    horizon_days: int
+    metrics: dict[str, dict[str, float]]
+    champion_reason: str
+    explainer: Pipeline | None = None
+    calibration: list[dict] = field(default_factory=list)
+    library_versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return f"{self.model_name}-{self.training_cutoffs[0] if self.training_cutoffs else 'none'}"
+
+
+def train(load: FeatureLoader, first_day: date, as_of: date, config: ChurnConfig = ChurnConfig()) -> ChurnArtifact:
+    """Backtest the candidates on the newest labelled cut-off, refit the champion on all cut-offs."""
+    cutoffs = labelled_cutoffs(first_day, as_of, config)
+    if len(cutoffs) < 2:
+        raise InsufficientHistory(
+            f"need at least 2 labelled cut-offs of {config.horizon_days} days; history from {first_day} "
+            f"to {as_of} gives {len(cutoffs)}"
+        )
+    frames = {c: load(c) for c in cutoffs}
+    holdout, history = frames[cutoffs[0]], pd.concat([frames[c] for c in cutoffs[1:]], ignore_index=True)
+    if history["churned"].nunique() < 2:
+        raise InsufficientHistory("training cut-offs contain only one class; cannot learn churn")
+
+    metrics: dict[str, dict[str, float]] = {}
+    fitted: dict[str, object] = {}
+    for name, build in candidate_models(config.random_state).items():
+        model = build().fit(history[FEATURES], history["churned"])
+        fitted[name] = model
+        metrics[name] = evaluate(holdout["churned"].to_numpy(), model.predict_proba(holdout[FEATURES])[:, 1])
+
+    ranked = sorted(metrics, key=lambda n: (-np.nan_to_num(metrics[n]["auc"], nan=-1), metrics[n]["brier"], n))
+    champion = ranked[0]
+    runner_up = ranked[1] if len(ranked) > 1 else None
+    reason = f"highest holdout AUC ({metrics[champion]['auc']:.3f}" + (
+        f" vs {runner_up} {metrics[runner_up]['auc']:.3f})" if runner_up else ")"
+    )
+    calibration = calibration_table(
+        holdout["churned"].to_numpy(), fitted[champion].predict_proba(holdout[FEATURES])[:, 1]
+    ).to_dict("records")
+
+    # Refit on every labelled cut-off (holdout included) for scoring today.
+    everything = pd.concat(frames.values(), ignore_index=True)
+    final = candidate_models(config.random_state)[champion]().fit(everything[FEATURES], everything["churned"])
+    explainer = candidate_models(config.random_state)["logistic_regression"]().fit(
+        everything[FEATURES], everything["churned"]
+    )
+    return ChurnArtifact(
+        model_name=champion,
+        model=final,
+        features=list(FEATURES),
+        training_cutoffs=[c.isoformat() for c in cutoffs],
+        horizon_days=config.horizon_days,
+        metrics=metrics,
+        champion_reason=reason,
+        explainer=explainer,
+        calibration=calibration,
+        library_versions={
+            "python": platform.python_version(),
+            "scikit-learn": sklearn.__version__,
+            "pandas": pd.__version__,
+            "numpy": np.__version__,
+        },
+    )
+
+
+class InsufficientHistory(ValueError):
+    """Too little history to build labelled cut-offs for the horizon."""
+
+
+def risk_band(probability: np.ndarray, config: ChurnConfig = ChurnConfig()) -> np.ndarray:
+    return np.where(
+        probability >= config.high_risk_threshold,
+        "high",
+        np.where(probability >= config.medium_risk_threshold, "medium", "low"),
+    )
+
+
+def top_reasons(explainer: Pipeline, frame: pd.DataFrame, features: list[str], k: int = 3) -> list[str]:
+    """The k features pushing churn up the most for each customer, from the transparent
+    logistic model: contribution = coefficient × standardised value."""
+    scaler, logistic = explainer[0], explainer[-1]
+    contributions = scaler.transform(frame[features]) * logistic.coef_[0]
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+    names = np.array(features)
+    return [", ".join(names[row][contributions[i, row] > 0]) or "none" for i, row in enumerate(order)]
+
+
+def score(artifact: ChurnArtifact, frame: pd.DataFrame, config: ChurnConfig = ChurnConfig()) -> pd.DataFrame:
+    missing = [f for f in artifact.features if f not in frame.columns]
+    if missing or list(artifact.features) != list(FEATURES):
+        raise ArtifactMismatch(
+            f"model {artifact.version} was trained on {artifact.features}; scoring builds {FEATURES} "
+            f"(missing here: {missing}). Retrain the churn model."
+        )
+    probability = artifact.model.predict_proba(frame[artifact.features])[:, 1]
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy(),
+            "churn_probability": probability,
+            "risk_band": risk_band(probability, config),
+            "churn_top_reasons": top_reasons(artifact.explainer, frame, artifact.features),
+        }
+    )

@@ -1,0 +1,30 @@
+"""Every modelling number in one place, each with its default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChurnConfig:
+    # Churn = no purchase in the next horizon_days after a cut-off.
+    horizon_days: int = 90
+    # Labelled cut-offs for training/backtest, spaced this far apart, newest first.
+    n_cutoffs: int = 4
+    cutoff_spacing_days: int = 30
+    # A cut-off needs this much history before it to describe customers.
+    min_history_days: int = 60
+    # Risk bands on churn probability.
+    high_risk_threshold: float = 0.6
+    medium_risk_threshold: float = 0.3
+    random_state: int = 7
+
+
+@dataclass(frozen=True)
+class ClvConfig:
+    horizon_days: int = 365
+    annual_discount_rate: float = 0.10
+    # Future purchases are discounted month by month.
+    discount_period_days: float = 365.25 / 12
+    # BG/NBD is fitted in weeks: parameters stay in the familiar range.
+    time_unit_days: float = 7.0

@@ -1,0 +1,61 @@
+"""The dbt project as Dagster sees it, and the small pure helpers that talk to dbt."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
+
+from orchestration.settings import DBT_PROJECT_DIR
+
+# The dbt installed beside this Python, so `.venv/bin/cdp` works without an activated venv.
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else (shutil.which("dbt") or "dbt")
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+
+def prepare_manifest(force: bool = False) -> None:
+    """Build target/manifest.json (dbt parse). `dagster dev` does this itself; tests and the
+    CLI call it because DbtProject.prepare_if_dev() is a no-op outside `dagster dev`."""
+    if force or not dbt_project.manifest_path.exists():
+        DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+def as_of_from_tags(tags: Mapping[str, str]) -> str | None:
+    """The day a run describes: the last partition it loads, if it loads any."""
+    return tags.get(PARTITION_RANGE_END_TAG) or tags.get(PARTITION_TAG)
+
+
+def dbt_build_args(as_of: str | None) -> list[str]:
+    """`dbt build` with the run's as-of day as a var (absent = the data's last delivery day)."""
+    args = ["build"]
+    if as_of:
+        args += ["--vars", json.dumps({"as_of_date": as_of})]
+    return args
+
+
+class LayeredTranslator(DagsterDbtTranslator):
+    """Asset keys mirror warehouse names (<schema>/<table>); groups are the layers."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(["raw", dbt_resource_props["name"]])
+        return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "reference"
+        return dbt_resource_props.get("schema")
+
+
+translator = LayeredTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))

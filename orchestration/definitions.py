@@ -1,0 +1,26 @@
+"""The one Dagster code location: assets by stage, their checks, the daily schedule, resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.dbt_project import dbt_project, prepare_manifest
+
+dbt_project.prepare_if_dev()
+prepare_manifest()  # outside `dagster dev` the manifest must exist before the dbt assets load
+
+from orchestration.assets.dbt import cdp_dbt_models  # noqa: E402
+from orchestration.assets.ingest import ingest_assets, ingest_checks  # noqa: E402
+from orchestration.assets.ml import ml_assets, ml_checks  # noqa: E402
+from orchestration.assets.publish import bi_serve_file  # noqa: E402
+from orchestration.assets.quality import quality_checks  # noqa: E402
+from orchestration.resources import build_resources  # noqa: E402
+from orchestration.schedules import daily_refresh_job, daily_refresh_schedule  # noqa: E402
+
+defs = dg.Definitions(
+    assets=[*ingest_assets, cdp_dbt_models, *ml_assets, bi_serve_file],
+    asset_checks=[*ingest_checks, *quality_checks, *ml_checks],
+    jobs=[daily_refresh_job],
+    schedules=[daily_refresh_schedule],
+    resources=build_resources(),
+)

@@ -1,0 +1,37 @@
+"""Resources: one DuckDB warehouse file, dbt, and the paths around them."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+from dagster_duckdb import DuckDBResource
+
+from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
+from orchestration.settings import Settings
+
+# Every asset that writes the warehouse declares this pool; dagster.yaml limits it to 1,
+# so a scheduled run meeting a manual one queues instead of failing on DuckDB's file lock.
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+class PathsResource(dg.ConfigurableResource):
+    landing_dir: str
+    serve_path: str
+    model_dir: str
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, object]:
+    settings = settings or Settings.from_env()
+    # dbt reads the warehouse path from the environment (profiles.yml); keep both on one file.
+    os.environ["CDP_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    return {
+        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "paths": PathsResource(
+            landing_dir=str(settings.landing_dir),
+            serve_path=str(settings.serve_path),
+            model_dir=str(settings.model_dir),
+        ),
+    }

@@ -1,0 +1,37 @@
+"""Where things live. Every path can be overridden from the environment, so the same code
+runs the demo, the tests (temporary folders) and a real deployment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+# The first day the daily partitions cover; the demo data ends on DEMO_END_DATE by default.
+DEFAULT_START_DATE = "2025-11-01"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    landing_dir: Path
+    warehouse_path: Path
+    serve_path: Path
+    model_dir: Path
+    start_date: date
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        data_dir = Path(os.environ.get("CDP_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+        return cls(
+            data_dir=data_dir,
+            landing_dir=Path(os.environ.get("CDP_LANDING_DIR", data_dir / "landing")).resolve(),
+            warehouse_path=Path(os.environ.get("CDP_WAREHOUSE_PATH", data_dir / "warehouse.duckdb")).resolve(),
+            serve_path=Path(os.environ.get("CDP_SERVE_PATH", data_dir / "serve.duckdb")).resolve(),
+            model_dir=Path(os.environ.get("CDP_MODEL_DIR", data_dir / "models")).resolve(),
+            start_date=date.fromisoformat(os.environ.get("CDP_START_DATE", DEFAULT_START_DATE)),
+        )

@@ -1,0 +1,22 @@
+"""Test-session settings: every test writes under one temporary data folder, never ./data.
+
+Set before anything imports orchestration.definitions, because the partitions and resources
+are built from the environment at import time."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import date, timedelta
+
+E2E_DAYS = 240
+E2E_CUSTOMERS = 300
+E2E_END = date(2026, 10, 31)
+
+_data_dir = tempfile.mkdtemp(prefix="cdp-test-")
+os.environ["CDP_DATA_DIR"] = _data_dir
+os.environ["CDP_START_DATE"] = (E2E_END - timedelta(days=E2E_DAYS - 1)).isoformat()
+os.environ["DAGSTER_HOME"] = os.path.join(_data_dir, "dagster_home")
+os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+for _name in ("CDP_LANDING_DIR", "CDP_WAREHOUSE_PATH", "CDP_SERVE_PATH", "CDP_MODEL_DIR"):
+    os.environ.pop(_name, None)
