@@ -62,6 +62,7 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         asset=_asset,
         name="load_reconciles",
         blocking=True,
+        pool=WAREHOUSE_POOL,
         description="Every received row is either accepted into raw or quarantined, for this run's load.",
     )
     def _reconciles(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
@@ -97,6 +98,7 @@ for _channel in CATALOG.values():
     asset=dg.AssetKey(["raw", "online_orders"]),
     name="gx_raw_online_orders",
     blocking=True,
+    pool=WAREHOUSE_POOL,
     description="Great Expectations suite on the orders landed by this run: keys present, known statuses.",
 )
 def gx_raw_online_orders(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):

@@ -179,6 +179,7 @@ def customer_scores(context: dg.AssetExecutionContext, warehouse: DuckDBResource
     asset=customer_scores,
     name="gx_customer_scores",
     blocking=True,
+    pool=WAREHOUSE_POOL,
     description="Probabilities within 0–1, values not negative, one row per customer, known risk bands.",
 )
 def gx_customer_scores(warehouse: DuckDBResource):

@@ -7,12 +7,14 @@ from dagster_duckdb import DuckDBResource
 
 from data_quality import suites
 from data_quality.runner import validate_frame
+from orchestration.resources import WAREHOUSE_POOL
 
 
 @dg.asset_check(
     asset=dg.AssetKey(["marts", "customer_rfm"]),
     name="gx_customer_rfm",
     blocking=True,
+    pool=WAREHOUSE_POOL,
     description="Scores 1–5, one row per customer, every customer in a segment and tier.",
 )
 def gx_customer_rfm(warehouse: DuckDBResource):

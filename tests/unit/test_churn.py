@@ -1,0 +1,66 @@
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import churn
+from ml.config import ChurnConfig
+from ml.features import FEATURES
+
+
+def test_labelled_cutoffs_leave_a_full_horizon_and_enough_history():
+    config = ChurnConfig(horizon_days=90, n_cutoffs=4, cutoff_spacing_days=30, min_history_days=60)
+    cutoffs = churn.labelled_cutoffs(date(2026, 1, 1), date(2026, 10, 31), config)
+    assert cutoffs[0] == date(2026, 10, 31) - timedelta(days=90)
+    assert cutoffs == sorted(cutoffs, reverse=True)
+    assert all(c >= date(2026, 3, 2) for c in cutoffs)
+    # Too little history: fewer cut-offs survive.
+    short = churn.labelled_cutoffs(date(2026, 6, 1), date(2026, 10, 31), config)
+    assert short == [date(2026, 8, 2)]
+
+
+def test_top_decile_lift_of_a_perfect_ranking():
+    y = np.array([1] * 10 + [0] * 90)
+    scores = np.linspace(1, 0, 100)
+    assert churn.top_decile_lift(y, scores) == pytest.approx(10.0)
+    assert churn.top_decile_lift(y, scores[::-1]) == pytest.approx(0.0)
+
+
+def test_risk_bands_follow_the_configured_thresholds():
+    config = ChurnConfig(high_risk_threshold=0.7, medium_risk_threshold=0.4)
+    assert list(churn.risk_band(np.array([0.1, 0.4, 0.69, 0.7]), config)) == ["low", "medium", "medium", "high"]
+
+
+def _synthetic(cutoff: date, n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(cutoff.toordinal())
+    frame = pd.DataFrame(rng.gamma(2.0, 10.0, size=(n, len(FEATURES))), columns=FEATURES)
+    # Churn is driven by recency: a learnable signal.
+    frame["churned"] = (frame["recency_days"] + rng.normal(0, 5, n) > 20).astype(int)
+    frame.insert(0, "customer_id", [f"C{i:05d}" for i in range(n)])
+    return frame
+
+
+def test_train_picks_a_champion_by_holdout_and_scores_with_reasons():
+    artifact = churn.train(_synthetic, date(2025, 1, 1), date(2026, 10, 31), ChurnConfig())
+    assert artifact.model_name in artifact.metrics
+    assert set(artifact.metrics) == {"logistic_regression", "gradient_boosting"}
+    assert artifact.metrics[artifact.model_name]["auc"] > 0.8
+    assert artifact.metrics[artifact.model_name]["auc"] == max(m["auc"] for m in artifact.metrics.values())
+    scored = churn.score(artifact, _synthetic(date(2026, 10, 31)))
+    assert scored["churn_probability"].between(0, 1).all()
+    assert set(scored["risk_band"]) <= {"low", "medium", "high"}
+    # Most churners are explained by recency.
+    assert scored["churn_top_reasons"].str.startswith("recency_days").mean() > 0.3
+
+
+def test_too_little_history_is_reported_not_guessed():
+    with pytest.raises(churn.InsufficientHistory):
+        churn.train(_synthetic, date(2026, 7, 1), date(2026, 10, 31), ChurnConfig())
+
+
+def test_scoring_refuses_an_artifact_with_other_features():
+    artifact = churn.train(_synthetic, date(2025, 1, 1), date(2026, 10, 31), ChurnConfig())
+    artifact.features = artifact.features[:-1]
+    with pytest.raises(churn.ArtifactMismatch, match="Retrain"):
+        churn.score(artifact, _synthetic(date(2026, 10, 31)))

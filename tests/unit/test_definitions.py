@@ -1,0 +1,30 @@
+import dagster as dg
+
+
+def test_definitions_load_with_the_whole_lineage_and_checks():
+    from orchestration.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    for expected in ("raw/online_orders", "staging/stg_shop__orders", "intermediate/int_identity_components",
+                     "marts/customers", "marts/customer_rfm", "ml/customer_scores", "serve/bi_serve_file"):
+        assert expected in keys
+    # The serve file sits downstream of the raw data through dbt and ML.
+    serve = dg.AssetKey(["serve", "bi_serve_file"])
+    ancestors = graph.get(serve).parent_keys
+    assert dg.AssetKey(["ml", "customer_scores"]) in ancestors
+    checks = {key.name for key in graph.asset_check_keys}
+    assert {"gx_raw_online_orders", "gx_customer_rfm", "gx_customer_scores", "load_reconciles"} <= checks
+    assert any(name.startswith("unique_customers_customer_id") for name in checks), "dbt tests are not asset checks"
+    assert defs.resolve_schedule_def("daily_refresh_schedule") is not None
+
+
+def test_every_warehouse_writer_shares_one_pool():
+    from orchestration.definitions import defs
+    from orchestration.resources import WAREHOUSE_POOL
+
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        if assets_def.is_executable:
+            pools = {node.pool for node in [assets_def.node_def]}
+            assert pools == {WAREHOUSE_POOL}, f"{assets_def.keys} opens the warehouse outside its one-writer pool"
