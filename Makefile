@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# dbt (and dagster-dbt's dev-time manifest preparation) come from the project's environment.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # Demo size; override e.g. `make run CUSTOMERS=20000 DAYS=365`.
 CUSTOMERS ?= 2000

@@ -58,6 +58,8 @@ def materialize_range(start: str, end: str) -> bool:
     result = defs.resolve_job_def("daily_refresh").execute_in_process(
         instance=instance,
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+        # Step-level progress on the terminal; every event is still in the run's log in the UI.
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
     return result.success

@@ -7,8 +7,6 @@ others still load. Each load is reconciled: received = accepted + quarantined.""
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from data_quality import suites
-from data_quality.runner import validate_frame
 from orchestration.partitions import daily_partitions, days_in_range
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.sources.catalog import Channel, load_catalog
@@ -93,22 +91,3 @@ for _channel in CATALOG.values():
     ingest_assets.append(_asset_def)
     ingest_checks.append(_check_def)
 
-
-@dg.asset_check(
-    asset=dg.AssetKey(["raw", "online_orders"]),
-    name="gx_raw_online_orders",
-    blocking=True,
-    pool=WAREHOUSE_POOL,
-    description="Great Expectations suite on the orders landed by this run: keys present, known statuses.",
-)
-def gx_raw_online_orders(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
-    with warehouse.get_connection() as con:
-        frame = con.execute(
-            "select order_id, ordered_at, amount, status from raw.online_orders where _load_id like ?",
-            [f"online_orders:%:{context.run.run_id[:8]}"],
-        ).df()
-    result = validate_frame(frame, "raw_online_orders", suites.raw_online_orders())
-    return dg.AssetCheckResult(passed=result.success, metadata=result.metadata())
-
-
-ingest_checks.append(gx_raw_online_orders)

@@ -11,8 +11,6 @@ import joblib
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from data_quality import suites
-from data_quality.runner import validate_frame
 from ml import churn, lifetime
 from ml.config import ChurnConfig, ClvConfig
 from ml.features import customer_features, data_window
@@ -175,21 +173,4 @@ def customer_scores(context: dg.AssetExecutionContext, warehouse: DuckDBResource
     )
 
 
-@dg.asset_check(
-    asset=customer_scores,
-    name="gx_customer_scores",
-    blocking=True,
-    pool=WAREHOUSE_POOL,
-    description="Probabilities within 0–1, values not negative, one row per customer, known risk bands.",
-)
-def gx_customer_scores(warehouse: DuckDBResource):
-    with warehouse.get_connection() as con:
-        frame = con.execute(
-            "select customer_id, churn_probability, p_alive, predicted_clv, risk_band from ml.customer_scores"
-        ).df()
-    result = validate_frame(frame, "customer_scores", suites.customer_scores())
-    return dg.AssetCheckResult(passed=result.success and len(frame) > 0, metadata=result.metadata())
-
-
 ml_assets = [churn_model, customer_scores]
-ml_checks = [gx_customer_scores]
