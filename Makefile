@@ -10,7 +10,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 CUSTOMERS ?= 2000
 DAYS ?= 365
 
-.PHONY: run test ui clean
+.PHONY: run test ui bench clean
+
+# Benchmark size: small | medium | large.
+SIZE ?= small
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +27,11 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
+bench: $(BIN)/.installed
+	$(BIN)/cdp bench --size $(SIZE) --out data/bench/ingest-$(SIZE).json
+
 ui: $(BIN)/.installed
-	$(BIN)/cdp prepare
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/cdp ui --port 3000
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

@@ -1,6 +1,8 @@
 """`cdp`: the project's command line (what `make run` and `make ui` call).
 
   cdp prepare             build the dbt manifest and the Dagster instance settings
+  cdp bench [--size S]    ingestion speed per channel at a chosen demo size
+  cdp ui                  the Dagster UI on 127.0.0.1, with the demo CRM database and helpdesk API
   cdp generate [...]      write demo data into the landing folder
   cdp run [...]           demo data → every asset (ingest → dbt → ML → checks → publish) → summary
 """
@@ -15,6 +17,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
 from orchestration.settings import PROJECT_ROOT, Settings
 from orchestration.sources.demo_data import DemoConfig, generate
 
@@ -35,6 +38,35 @@ def cmd_prepare(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from orchestration.benchmark import bench_ingest
+
+    bench_ingest(args.size, args.out)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """`dagster dev` on 127.0.0.1, with the demo's CRM database and helpdesk API up when the
+    demo data exists (runs launched from the UI read them)."""
+    import subprocess
+
+    from orchestration.dbt_project import prepare_manifest
+
+    settings = Settings.from_env()
+    _prepare_instance()
+    prepare_manifest(force=True)
+    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+               "-h", "127.0.0.1", "-p", str(args.port)]
+    if not has_demo_systems(settings):
+        return subprocess.call(command, cwd=PROJECT_ROOT)
+    with demo_source_systems(settings) as api_url:
+        print(f"demo helpdesk API at {api_url}; Dagster UI at http://127.0.0.1:{args.port}")
+        try:
+            return subprocess.call(command, cwd=PROJECT_ROOT)
+        except KeyboardInterrupt:
+            return 0
+
+
 def _demo_config(args: argparse.Namespace) -> DemoConfig:
     return DemoConfig(
         customers=args.customers, days=args.days, end_date=date.fromisoformat(args.end_date), seed=args.seed
@@ -48,13 +80,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def materialize_range(start: str, end: str) -> bool:
-    """Run the daily job over [start, end] as one run (the ingest assets read all days at once)."""
+def materialize_range(start: str, end: str, instance=None) -> bool:
+    """Run the daily job over [start, end] as one run (the ingest assets read all days at once),
+    recorded in the Dagster instance of $DAGSTER_HOME unless another is given."""
     import dagster as dg
 
     from orchestration.definitions import defs
 
-    instance = dg.DagsterInstance.get()
+    instance = instance or dg.DagsterInstance.get()
     result = defs.resolve_job_def("daily_refresh").execute_in_process(
         instance=instance,
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
@@ -115,7 +148,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = generate(settings.data_dir, config, progress=True)
         print(f"demo data: {summary.people:,} people, {summary.files_written:,} files in {summary.landing_dir}")
     print(f"materialising every asset for {first_day} .. {config.end_date}")
-    if not materialize_range(first_day.isoformat(), config.end_date.isoformat()):
+    with demo_source_systems(settings) as api_url:
+        print(f"demo CRM database: {crm_url(settings)}; demo helpdesk API: {api_url}")
+        ok = materialize_range(first_day.isoformat(), config.end_date.isoformat())
+    if not ok:
         print("the run failed: see the log above, or `make ui` → Runs", file=sys.stderr)
         return 1
     print_summary(settings)
@@ -126,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cdp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("prepare", help="build the dbt manifest and Dagster instance settings").set_defaults(func=cmd_prepare)
+    bench = sub.add_parser("bench", help="time ingestion at a chosen size (rows per second per channel)")
+    bench.add_argument("--size", choices=["small", "medium", "large"], default="small")
+    bench.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    bench.set_defaults(func=cmd_bench)
+    ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1 (with the demo source systems)")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
     defaults = DemoConfig()
     for name, func, text in (("generate", cmd_generate, "write demo data"), ("run", cmd_run, "demo data + full pipeline")):
         p = sub.add_parser(name, help=text)

@@ -17,6 +17,7 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 
 
 class PathsResource(dg.ConfigurableResource):
+    data_dir: str
     landing_dir: str
     serve_path: str
     model_dir: str
@@ -30,6 +31,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "paths": PathsResource(
+            data_dir=str(settings.data_dir),
             landing_dir=str(settings.landing_dir),
             serve_path=str(settings.serve_path),
             model_dir=str(settings.model_dir),

@@ -20,3 +20,5 @@ os.environ["DAGSTER_HOME"] = os.path.join(_data_dir, "dagster_home")
 os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
 for _name in ("CDP_LANDING_DIR", "CDP_WAREHOUSE_PATH", "CDP_SERVE_PATH", "CDP_MODEL_DIR"):
     os.environ.pop(_name, None)
+
+from tests.postgres import postgres_url  # noqa: E402,F401  (session fixture: a throw-away PostgreSQL server)

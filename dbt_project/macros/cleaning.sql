@@ -1,7 +1,13 @@
 {# Standardisation rules shared by every staging model: one definition each. #}
 
+{# Trimmed, control characters removed, full-width digits folded; empty -> null. #}
 {% macro clean_text(expr) -%}
-    nullif(trim({{ expr }}), '')
+    nullif(trim({{ cdp.regexp_replace_all(fold_digits(expr), '[[:cntrl:]]', '') }}), '')
+{%- endmacro %}
+
+{# Full-width digits (０-９, typed on Chinese keyboards) as ASCII digits. #}
+{% macro fold_digits(expr) -%}
+    translate({{ expr }}, '０１２３４５６７８９', '0123456789')
 {%- endmacro %}
 
 {% macro normalize_email(expr) -%}
@@ -13,7 +19,7 @@
 
 {# E.164: strip punctuation; 11 national digits get the default country code. #}
 {% macro normalize_phone(expr) -%}
-    {%- set digits = cdp.regexp_replace_all(expr, '[^0-9]', '') -%}
+    {%- set digits = cdp.regexp_replace_all(fold_digits(expr), '[^0-9]', '') -%}
     {%- set cc = var('default_phone_country_code') -%}
     case
         when length({{ digits }}) = {{ 11 + cc | length }} and {{ digits }} like '{{ cc }}%' then '+' || {{ digits }}
@@ -26,9 +32,25 @@
     {{ dbt.safe_cast(cdp.regexp_replace_all(expr, '[^0-9.-]', ''), 'decimal(18, 2)') }}
 {%- endmacro %}
 
-{# ISO-8601 UTC ("2026-10-31T08:00:00Z") or "YYYY-MM-DD HH:MM:SS" (already UTC). #}
+{# A text timestamp in any of vars.timestamp_formats, or epoch seconds/milliseconds; null when
+   it matches none (ingest has already quarantined those rows). #}
 {% macro parse_utc_timestamp(expr) -%}
+    {{ return(adapter.dispatch('parse_utc_timestamp', 'cdp')(expr)) }}
+{%- endmacro %}
+
+{% macro default__parse_utc_timestamp(expr) -%}
     {{ dbt.safe_cast("replace(replace(trim(" ~ expr ~ "), 'T', ' '), 'Z', '')", api.Column.translate_type('timestamp')) }}
+{%- endmacro %}
+
+{% macro duckdb__parse_utc_timestamp(expr) -%}
+    {%- set v = 'trim(' ~ expr ~ ')' -%}
+    coalesce(
+        try_strptime({{ v }}, [{% for f in var('timestamp_formats') %}'{{ f }}'{% if not loop.last %}, {% endif %}{% endfor %}]),
+        case
+            when regexp_full_match({{ v }}, '[0-9]{13}') then make_timestamp(cast({{ v }} as bigint) * 1000)
+            when regexp_full_match({{ v }}, '[0-9]{10}') then make_timestamp(cast({{ v }} as bigint) * 1000000)
+        end
+    )
 {%- endmacro %}
 
 {% macro parse_boolean(expr) -%}

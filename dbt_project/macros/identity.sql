@@ -1,6 +1,6 @@
 {# Identifier types in linking priority: a record's anchor is its highest-priority usable identifier. #}
 {% macro identity_types() -%}
-    {{ return(['member_id', 'email', 'phone', 'loyalty_card', 'device_id']) }}
+    {{ return(['member_id', 'email', 'phone', 'loyalty_card', 'open_id', 'social_handle', 'device_id']) }}
 {%- endmacro %}
 
 {# True when a value is a placeholder listed in vars.identity.blocklist for its type. #}

@@ -1,5 +1,5 @@
 {# One source relation as rows of int_touchpoints_unioned: record key, time, kind, identifiers. #}
-{% macro touchpoint_select(relation, channel, id_col, occurred_at, touch_type, member_id='member_id', email='null', phone='null', device_id='null', loyalty_card='null', amount='null') %}
+{% macro touchpoint_select(relation, channel, id_col, occurred_at, touch_type, member_id='member_id', email='null', phone='null', device_id='null', loyalty_card='null', open_id='null', social_handle='null', amount='null') %}
     {%- set str = dbt.type_string() -%}
     select
         '{{ channel }}:' || cast({{ id_col }} as {{ str }}) as record_key,
@@ -12,6 +12,8 @@
         cast({{ phone }} as {{ str }}) as phone,
         cast({{ device_id }} as {{ str }}) as device_id,
         cast({{ loyalty_card }} as {{ str }}) as loyalty_card,
+        cast({{ open_id }} as {{ str }}) as open_id,
+        cast({{ social_handle }} as {{ str }}) as social_handle,
         cast({{ amount }} as decimal(18, 2)) as amount
     from {{ ref(relation) }}
 {% endmacro %}

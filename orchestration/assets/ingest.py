@@ -1,8 +1,10 @@
-"""Ingest: one daily-partitioned asset per catalog channel, landing files into raw.<channel>.
+"""Ingest: one daily-partitioned asset per catalog channel (files, SQL or REST), landing its
+rows into raw.<channel> and its unusable rows into quarantine.<channel>.
 
-A channel's failure (a missing or unreadable file) fails only that channel's asset; the
-others still load. Each load is reconciled: received = accepted + quarantined."""
+A channel's failure (a missing file, an unreachable database or API) fails only that channel's
+asset; the others still load. Each load is reconciled: received = accepted + quarantined."""
 
+from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -10,8 +12,8 @@ from dagster_duckdb import DuckDBResource
 from orchestration.partitions import daily_partitions, days_in_range
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.sources.catalog import Channel, load_catalog
-from orchestration.sources.files import SourceFileError, load_partition
-from pathlib import Path
+from orchestration.sources.connectors import load_channel
+from orchestration.sources.errors import SourceError
 
 CATALOG = load_catalog()
 
@@ -20,7 +22,7 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
     @dg.asset(
         key=["raw", channel.name],
         group_name="raw",
-        kinds={"duckdb", channel.format},
+        kinds={"duckdb", channel.format or channel.connector},
         description=f"{channel.description} Landed as delivered (text fields + load metadata); "
         f"unusable rows go to quarantine.{channel.name} with a reason.",
         partitions_def=daily_partitions,
@@ -36,8 +38,8 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         load_id = f"{channel.name}:{key_range.start}:{key_range.end}:{context.run.run_id[:8]}"
         try:
             with warehouse.get_connection() as con:
-                result = load_partition(con, channel, Path(paths.landing_dir), days, load_id)
-        except SourceFileError as exc:
+                result = load_channel(con, channel, days, load_id, Path(paths.landing_dir), Path(paths.data_dir))
+        except SourceError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         context.log.info(
             f"{channel.name} {key_range.start}..{key_range.end}: {result.received} received, "
@@ -46,13 +48,15 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "load_id": load_id,
-                "files": len(result.files),
+                "source": result.source_location,
+                "files_or_pages": result.units,
                 "rows_received": result.received,
                 "rows_accepted": result.accepted,
                 "rows_quarantined": result.quarantined,
                 "top_quarantine_reasons": dg.MetadataValue.json(dict(list(result.quarantine_reasons.items())[:5])),
                 "duration_s": round(result.duration_s, 2),
                 "rows_per_s": round(result.received / result.duration_s) if result.duration_s else 0,
+                "notes": "; ".join(result.notes) or "none",
             }
         )
 

@@ -2,14 +2,16 @@
 depends on the asset in the same run, so the serve file keeps its last good version.
 Only counts reach the event log, never row values."""
 
+from pathlib import Path
 from typing import Callable
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from data_quality import suites
+from data_quality.identity_accuracy import measure
 from data_quality.runner import validate_frame
-from orchestration.resources import WAREHOUSE_POOL
+from orchestration.resources import WAREHOUSE_POOL, PathsResource
 
 
 def gx_check(
@@ -65,3 +67,33 @@ quality_checks = [
         "Probabilities within 0–1, values not negative, one row per customer, known risk bands.",
     ),
 ]
+
+
+@dg.asset(
+    key=["audit", "identity_accuracy"],
+    group_name="quality",
+    kinds={"python", "duckdb"},
+    deps=[dg.AssetKey(["intermediate", "int_touchpoints_linked"])],
+    pool=WAREHOUSE_POOL,
+    description="Pairwise precision and recall of identity resolution against a ground-truth file "
+    "(the demo generator writes one): over-merging strangers shows as lost precision, missed links as lost recall.",
+)
+def identity_accuracy(context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PathsResource):
+    truth = Path(paths.data_dir) / "ground_truth" / "records.csv"
+    if not truth.exists():
+        return dg.MaterializeResult(metadata={"status": f"no ground truth at {truth}: nothing to measure"})
+    with warehouse.get_connection() as con:
+        result = measure(con, truth)
+    context.log.info(f"identity precision {result.precision:.4f}, recall {result.recall:.4f}")
+    return dg.MaterializeResult(
+        metadata={
+            "precision": dg.MetadataValue.float(result.precision),
+            "recall": dg.MetadataValue.float(result.recall),
+            "people_split_across_ids": result.people_split,
+            "ids_holding_several_people": result.customers_merged,
+            "records_linked": result.records_linked,
+            "records_compared": result.records_with_truth,
+            "true_people": result.people,
+            "customer_ids": result.customers,
+        }
+    )

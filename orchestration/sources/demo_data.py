@@ -1,14 +1,28 @@
 """Seeded demo-data generator for the customer-data pipeline.
 
-Simulates people who live across seven sales/marketing channels and writes one
-file per channel per day into ``<out>/landing/<channel>/``, the way a real drop
-zone receives them, plus ``<out>/ground_truth/`` (persons, record -> person map,
-identity traps) that the pipeline never reads but tests use to score identity
-resolution and churn.
+Simulates people who live across the sales/marketing channels of a retailer and
+writes one file per channel per day:
 
-Same arguments + seed give byte-identical files. Work is vectorised per day
-with numpy (strings are handled as byte arrays) and only one day of events is
-held in memory at a time.
+* ``<out>/landing/<channel>/`` -- the drop zone: web_events (JSONL), app_events
+  (CSV with a UTF-8 BOM), pos_purchases (GBK-encoded CSV from the Chinese store
+  tills), online_orders (+ order_lines), email_events, social_interactions (CSV)
+  and mini_program_events (Parquet, every column VARCHAR);
+* ``<out>/source_systems/`` -- exports of the operational systems, which reach the
+  pipeline through connectors rather than the drop zone: ``crm/crm_members_*.csv``
+  (a database loader builds the CRM from them) and ``helpdesk/service_tickets_*.csv``
+  + ``helpdesk/service_messages_*.csv`` (served by the helpdesk API);
+* ``<out>/ground_truth/`` (persons, record -> person map, identity traps and the
+  list of injected real-world mess) that the pipeline never reads but tests use to
+  score identity resolution, churn and data-quality handling.
+
+The drop zone is deliberately messy the way real ones are (late and re-sent
+events, a re-delivered file, odd encodings, full-width digits, hostile free text,
+negative amounts, a missing natural key); every case is listed in
+``ground_truth/mess.csv``.
+
+Same arguments + seed give byte-identical files (Parquet included). Work is
+vectorised per day with numpy (strings are handled as byte arrays) and only a
+few days of events are held in memory at a time.
 
 CLI::
 
@@ -19,9 +33,12 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import re
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -47,7 +64,7 @@ CHANNEL_COLUMNS: dict[str, list[str]] = {
         "event_id", "event_time", "device_id", "member_id", "event_type", "platform",
     ],
     "pos_purchases": [
-        "transaction_id", "store_id", "purchased_at", "member_id", "phone", "amount", "items",
+        "transaction_id", "store_id", "store_name", "purchased_at", "member_id", "phone", "amount", "items",
     ],
     "online_orders": [
         "order_id", "ordered_at", "member_id", "email", "phone", "device_id", "amount",
@@ -60,14 +77,49 @@ CHANNEL_COLUMNS: dict[str, list[str]] = {
     "email_events": [
         "event_id", "event_time", "message_channel", "email", "phone", "campaign_id", "event_type",
     ],
+    "service_messages": [
+        "message_id", "ticket_id", "sent_at", "author", "body", "updated_at",
+    ],
+    "mini_program_events": [
+        "event_id", "event_time", "open_id", "member_id", "phone", "event_type", "page",
+    ],
+    "social_interactions": [
+        "interaction_id", "occurred_at", "platform", "open_id", "social_handle", "member_id",
+        "interaction_type", "group_id",
+    ],
+    "order_lines": [
+        "order_id", "line_no", "sku", "quantity", "unit_price",
+    ],
 }
 CHANNELS = list(CHANNEL_COLUMNS)
-CHANNEL_EXT = {ch: "jsonl" if ch == "web_events" else "csv" for ch in CHANNELS}
-CHANNEL_KEY = {
+# Operational systems (read through connectors) vs. drop-zone channels.
+SOURCE_SYSTEMS = {"crm_members": "crm", "service_tickets": "helpdesk", "service_messages": "helpdesk"}
+LANDING_CHANNELS = [ch for ch in CHANNELS if ch not in SOURCE_SYSTEMS]
+CHANNEL_DIR = {ch: f"source_systems/{SOURCE_SYSTEMS[ch]}" if ch in SOURCE_SYSTEMS else f"landing/{ch}"
+               for ch in CHANNELS}  # relative to the output folder
+CHANNEL_EXT = {ch: {"web_events": "jsonl", "mini_program_events": "parquet"}.get(ch, "csv") for ch in CHANNELS}
+CHANNEL_ENCODING = {ch: {"pos_purchases": "gbk", "app_events": "utf-8-sig"}.get(ch, "utf-8")
+                    for ch in CHANNELS}  # Parquet: UTF-8 strings
+# Natural key per channel; order_lines has a composite key, recorded as "order_id:line_no".
+CHANNEL_KEY: dict[str, str | tuple[str, str]] = {
     "crm_members": "member_id", "web_events": "event_id", "app_events": "event_id",
     "pos_purchases": "transaction_id", "online_orders": "order_id",
     "service_tickets": "ticket_id", "email_events": "event_id",
+    "service_messages": "message_id", "mini_program_events": "event_id",
+    "social_interactions": "interaction_id", "order_lines": ("order_id", "line_no"),
 }
+# Kinds of injected mess listed in ground_truth/mess.csv.
+MESS_KINDS = (
+    "gbk_encoding", "utf8_bom", "local_time_no_zone", "currency_symbol_amount", "late_event",
+    "duplicate_file", "duplicate_event", "fullwidth_digits", "control_chars", "sql_like_text",
+    "negative_refund", "negative_amount_completed", "null_natural_key",
+)
+
+
+def channel_file(channel: str, day: date | str, suffix: str = "") -> str:
+    """Path of a channel's file for ``day``, relative to the output folder."""
+    day = day.isoformat() if isinstance(day, date) else day
+    return f"{CHANNEL_DIR[channel]}/{channel}_{day}{suffix}.{CHANNEL_EXT[channel]}"
 
 
 @dataclass(frozen=True)
@@ -86,10 +138,11 @@ class DemoConfig:
 class GenerationSummary:
     people: int
     files_written: int
-    rows_per_channel: dict[str, int]
+    rows_per_channel: dict[str, int]  # rows delivered, re-sent copies included
     landing_dir: Path
     ground_truth_dir: Path
     seconds: float = 0.0
+    source_systems_dir: Path | None = None
 
 
 # --------------------------------------------------------------------------- #
@@ -112,6 +165,26 @@ SMS_SEND_RATE = 0.012
 NEWSLETTER_SIGNUP_RATE = 0.004  # per web event of a not-yet-subscribed person
 PLACEHOLDER_RATE = 0.012        # per contact field on orders / tickets
 STORE_PHONE_RATE = 0.12         # no-phone walk-ins at the two trap stores
+OPEN_ID_SHARE = 0.5             # people with an id inside the super-app (mini program, official account)
+MP_MEAN = 0.05                  # mini-program events/day while active (people with an open_id)
+MP_BIND_SHARE = 0.6             # members with an open_id who bind their membership in the mini program
+MP_PHONE_AUTH_RATE = 0.04       # per mini-program event of a person who has not shared the phone yet
+WEIBO_SHARE = 0.2               # people with a weibo handle
+OA_FOLLOW_RATE = 0.002          # official account follow, per non-follower
+GROUP_JOIN_RATE = 0.001         # community group join, per non-member
+WEIBO_FOLLOW_RATE = 0.0015
+UNFOLLOW_RATE = 0.0004          # baseline unfollow / group leave
+GROUP_MENTION_RATE = 0.03       # per group member, scaled by activity
+WEIBO_MENTION_RATE = 0.012      # per weibo user, scaled by activity
+DECAY_UNFOLLOW_P = {"oa": 0.7, "group": 0.6, "weibo": 0.5}  # on a churner's decay day
+SKU_COUNT = 4000
+LATE_RATE = 0.01                # web/app events delivered 1-3 days late
+RESENT_RATE = 0.003             # web events re-sent in the next day's file
+# Rare mess is scheduled (every `period` days from `offset`, carried over until rows exist)
+# so every kind shows up at any realistic size while staying "a handful".
+MESS_SCHEDULE = {"null_natural_key": (30, 11), "fullwidth_digits": (20, 5), "control_chars": (25, 8),
+                 "sql_like_text": (25, 20), "negative_refund": (12, 6)}
+RESEND_SCHEDULE = (45, 22)      # online_orders file delivered twice
 NEVER = np.iinfo(np.int32).max // 2
 
 
@@ -171,6 +244,58 @@ MESSAGES = [  # complaint, neutral, praise
        "Love the new collection, quality is excellent.",
        "Quick refund, thank you, will shop again."),
 ]
+# Follow-up messages: the words carry the sentiment (angry / neutral / thankful customers).
+CUSTOMER_FOLLOW_UPS = [
+    _b("Still nothing. This is unacceptable, I am really angry.",
+       "Third time I write! Terrible service, I will never buy here again.",
+       "Useless answer. I want my money back now.",
+       "Disappointed again. Please close my account.",
+       "Why is nobody helping? Worst customer service ever."),
+    _b("Ok, here is the order number you asked for.",
+       "Got it, I will wait for the courier.",
+       "Can you confirm this by email, please?"),
+    _b("Thank you so much, problem solved!",
+       "Great, thanks for the quick help.",
+       "Received it today, thanks a lot, very happy.",
+       "Thanks, excellent support as always."),
+]
+AGENT_REPLIES = _b(
+    "Sorry for the trouble, I have escalated this to our logistics team.",
+    "Thank you for contacting us. Could you share your order number?",
+    "We have issued the refund; it should arrive in 3-5 working days.",
+    "I have updated your details. Is there anything else I can help with?",
+    "Apologies for the delay, a replacement is on its way.",
+)
+AUTHORS = _b("customer", "agent")
+SQL_LIKE = _b("'; DROP TABLE customers; --",
+              "Robert'); DROP TABLE tickets;--",
+              "where is my order 1' OR '1'='1",
+              "<script>alert('refund')</script> please check")
+CONTROL_TEXT = _b("Refund please\x07\x07 where is it",
+                  "\x1b[31mURGENT\x1b[0m parcel missing",
+                  "line one\x0bline two\x08\x08 still waiting",
+                  "ok\x1f thanks\t\tbye")
+
+MP_TYPES = _b("page_view", "login", "coupon_claim", "share", "add_to_cart", "phone_authorized")
+MP_TYPE_P = [0.62, 0.09, 0.1, 0.06, 0.13, 0.0]  # phone authorisation is drawn separately
+MP_PHONE_AUTH = 5
+MP_PAGES = _b("pages/index/index", "pages/member/login", "pages/coupon/center", "pages/goods/detail?sku=",
+              "pages/goods/detail?sku=", "pages/member/bind")
+MP_BROWSE_PAGES = _b("pages/index/index", "pages/category/index", "pages/activity/index", "pages/goods/detail?sku=")
+SOCIAL_PLATFORMS = _b("official_account", "community_group", "weibo")
+SOCIAL_TYPES = _b("follow", "unfollow", "mention", "group_join", "group_leave")
+FOLLOW, UNFOLLOW, MENTION, GROUP_JOIN, GROUP_LEAVE = range(5)
+OA, GROUP, WEIBO = range(3)
+OPEN_ID_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", dtype=np.uint8)
+
+# Chinese store names (GBK-encodable): flagship street per city, then malls, then numbered branches.
+CITIES_CN = ["上海", "北京", "深圳", "广州", "杭州", "成都", "南京", "武汉", "苏州", "西安", "天津", "重庆"]
+FLAGSHIP_CN = ["南京路", "王府井", "华强北", "天河路", "湖滨", "春熙路", "新街口", "江汉路", "观前街", "钟楼",
+               "滨江道", "解放碑"]
+MALLS_CN = ["万达广场", "万象城", "大悦城", "来福士", "天街", "银泰城", "印象城", "凯德广场", "吾悦广场",
+            "中山路", "人民广场", "龙湖"]
+POS_YUAN = "￥"  # GBK has no U+00A5; Chinese tills print the full-width yen sign
+FULLWIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
 
 # Relative activity by hour of day in China (CST), rolled to UTC hours.
 _CST_PROFILE = np.array([0.3, 0.15, 0.1, 0.05, 0.05, 0.1, 0.4, 1.0, 1.6, 1.8, 2.0, 2.2,
@@ -290,16 +415,46 @@ def render_phones(phones: np.ndarray, styles: np.ndarray) -> np.ndarray:
     return out
 
 
-def _amounts(rng: np.random.Generator, cents: np.ndarray, yen_share: float) -> np.ndarray:
+def _money(cents: np.ndarray) -> np.ndarray:
+    """``1299.00`` / ``-1299.00`` from integer cents."""
+    cents = np.asarray(cents, dtype=np.int64)
+    mag = np.abs(cents)
+    plain = _cat(_num(mag // 100), b".", _fmt(mag % 100, "XX"))
+    neg = cents < 0
+    return np.where(neg, np.strings.add(b"-", plain), plain) if neg.any() else plain
+
+
+def _amounts(rng: np.random.Generator, cents: np.ndarray, yen_share: float, symbol: str = "¥") -> np.ndarray:
     """``1299.00``; a share written by the till as ``¥1,299.00``."""
     plain = _cat(_num(cents // 100), b".", _fmt(cents % 100, "XX"))
     yen = rng.random(cents.size) < yen_share
     if not yen.any():
         return plain
-    out = plain.astype(f"S{plain.dtype.itemsize + 6}")
+    out = plain.astype(f"S{plain.dtype.itemsize + 8}")
     # ~10% of POS rows only, so a comprehension over them is cheap.
-    out[yen] = [f"¥{c // 100:,}.{c % 100:02d}".encode() for c in cents[yen].tolist()]
+    out[yen] = [f"{symbol}{c // 100:,}.{c % 100:02d}".encode() for c in cents[yen].tolist()]
     return out
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a bijection on uint64, used to derive stable opaque ids."""
+    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _store_names(count: int) -> np.ndarray:
+    """UTF-8 names of stores 0..count-1 (store s is in city s % 12, like the home-store city)."""
+    names = []
+    for s in range(count):
+        city, rank = CITIES_CN[s % len(CITIES_CN)], s // len(CITIES_CN)
+        if rank == 0:
+            names.append(f"{city}{FLAGSHIP_CN[s % len(CITIES_CN)]}店")
+        else:
+            branch = (rank - 1) // len(MALLS_CN)
+            names.append(f"{city}{MALLS_CN[(rank - 1) % len(MALLS_CN)]}{'' if branch == 0 else branch + 1}店")
+    return np.array([n.encode() for n in names])
 
 
 def _purchase_cents(rng: np.random.Generator, spend: np.ndarray) -> np.ndarray:
@@ -388,6 +543,38 @@ class _People:
         self.subscribed = self.consent_email.copy()  # on the email marketing list
 
         self._make_traps(rng)
+        self._make_social(np.random.default_rng([cfg.seed, 4]))
+
+    def _make_social(self, rng: np.random.Generator) -> None:
+        """Super-app and social presence; a separate stream keeps the other channels' draws unchanged."""
+        n, days = self.n, self.cfg.days
+        self.store_names = _store_names(self.n_stores)
+        self._open_id_keys = rng.integers(0, 2**63, 3, dtype=np.uint64)
+        self.has_open_id = rng.random(n) < OPEN_ID_SHARE
+        self.mp_idx = np.flatnonzero(self.has_open_id)
+        self.mp_rate = rng.gamma(0.8, MP_MEAN / 0.8, self.mp_idx.size).astype(np.float32)
+        binds = self.is_member & self.has_open_id & (rng.random(n) < MP_BIND_SHARE)
+        bind = np.maximum(self.signup_day, rng.integers(-365, days, n))
+        self.bind_day = np.where(binds, bind, NEVER).astype(np.int32)
+        self.mp_phone_shared = np.zeros(n, dtype=bool)
+        self.has_weibo = rng.random(n) < WEIBO_SHARE
+        h_mod = 10 ** (len(str(n)) + 2)
+        self.handle_k = _affine(np.arange(n), h_mod, _coprime_to_10(rng, h_mod), int(rng.integers(h_mod)))
+        # Follower state at the window start (only people who already knew the brand).
+        pre = self.signup_day < 0
+        oa_follower = self.has_open_id & pre & (rng.random(n) < 0.45)
+        weibo_follower = self.has_weibo & pre & (rng.random(n) < 0.45)
+        group_of = np.where(self.has_open_id & pre & (rng.random(n) < 0.2),
+                            self.home_store.astype(np.int32) * 3 + rng.integers(0, 3, n), -1)
+        # Churners drop the brand's social channels around their churn date.
+        decay = np.where(self.churn_day < NEVER, self.churn_day + rng.integers(-14, 8, n), NEVER)
+        # Social state is kept only for people with a social presence (index = position in social_idx).
+        idx = self.social_idx = np.flatnonzero(self.has_open_id | self.has_weibo)
+        self.soc_open_id, self.soc_weibo = self.has_open_id[idx], self.has_weibo[idx]
+        self.soc_decay_day = decay[idx].astype(np.int32)
+        self.soc_group_base = self.home_store[idx].astype(np.int32) * 3
+        self.oa_follower, self.weibo_follower = oa_follower[idx], weibo_follower[idx]
+        self.group_of = group_of[idx].astype(np.int32)
 
     def device_num(self, slot: np.ndarray) -> np.ndarray:
         return _affine(slot, 10**9, self._dev_mult, self._dev_off)
@@ -453,6 +640,25 @@ class _People:
     def phones(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return render_phones(self.phone[idx], _phone_styles(rng, len(idx)))
 
+    def open_ids(self, idx: np.ndarray) -> np.ndarray:
+        """``oX`` + 26 url-safe characters, stable per person (empty without a super-app id).
+
+        The first 64 bits come from a bijective hash of the person index, so ids are unique.
+        """
+        idx = np.asarray(idx, dtype=np.uint64)
+        mat = np.empty((idx.size, 28), dtype=np.uint8)
+        mat[:, :2] = np.frombuffer(b"oX", dtype=np.uint8)
+        col = 2
+        for key, chars in zip(self._open_id_keys, (11, 11, 4)):
+            h = _mix64(idx + key)
+            for c in range(chars):
+                mat[:, col] = OPEN_ID_ALPHABET[((h >> np.uint64(6 * c)) & np.uint64(63)).astype(np.intp)]
+                col += 1
+        return np.where(self.has_open_id[idx.astype(np.int64)], mat.view("S28").ravel(), b"")
+
+    def handles(self, idx: np.ndarray) -> np.ndarray:
+        return _cat(GIVEN[self.given[idx]], b"_", _num(self.handle_k[idx]))
+
 
 # --------------------------------------------------------------------------- #
 # Daily simulation: one function per channel
@@ -474,13 +680,18 @@ class _Batch:
         return _Batch(self.channel, {k: v[rows] for k, v in self.columns.items()}, self.person[rows],
                       None if self.new_key is None else self.new_key[rows])
 
+    def keyed(self) -> np.ndarray:
+        """Rows that introduce a record (ground truth is written for these only)."""
+        return np.ones(len(self), dtype=bool) if self.new_key is None else self.new_key
+
 
 def _concat(batches: list[_Batch]) -> _Batch:
     first = batches[0]
+    mixed = any(b.new_key is not None for b in batches)
     return _Batch(first.channel,
                   {k: np.concatenate([b.columns[k] for b in batches]) for k in first.columns},
                   np.concatenate([b.person for b in batches]),
-                  None if first.new_key is None else np.concatenate([b.new_key for b in batches]))
+                  np.concatenate([b.keyed() for b in batches]) if mixed else None)
 
 
 class _Simulation:
@@ -489,7 +700,18 @@ class _Simulation:
         self.p = _People(cfg)
         self.counters = dict.fromkeys(CHANNELS, 0)
         self.pending_closures: dict[int, list[_Batch]] = {}
+        self.pending_messages: dict[int, list[_Batch]] = {}
+        self.pending_late: dict[tuple[str, int], list[_Batch]] = {}
+        self.pending_resent: dict[int, _Batch] = {}
         self.trap_counts: dict[tuple[str, str], int] = {}
+        # Injected mess: rows of ground_truth/mess.csv, and scheduled rare cases still to place.
+        self.mess: list[tuple[str, str, str, str]] = []
+        self.mess_due = dict.fromkeys(MESS_SCHEDULE, 0)
+        self.mess_due["negative_amount_completed"] = 0
+        k = int(np.random.default_rng([cfg.seed, 5]).integers(1, 4))  # 1-3 over the whole period
+        self.bad_amount_days = [cfg.days * (i + 1) // (k + 1) for i in range(k)]
+        self.yuan_amounts = 0
+        self.store_phone_text = _fmt(self.p.store_phones, PHONE_LAYOUTS[0])
 
     def _next_ids(self, channel: str, n: int) -> np.ndarray:
         start = self.counters[channel]
@@ -516,10 +738,28 @@ class _Simulation:
         self._count_trap(trap_type, values[hit])
         return values
 
+    def log_mess(self, kind: str, channel: str, file: str, detail: str) -> None:
+        self.mess.append((kind, channel, file, detail))
+
+    def _due(self, kind: str, available: int) -> int:
+        """How many scheduled cases of ``kind`` to place now, given ``available`` candidate rows."""
+        take = min(self.mess_due[kind], available)
+        self.mess_due[kind] -= take
+        return take
+
+    def resend_today(self, d: int) -> bool:
+        period, offset = RESEND_SCHEDULE
+        return d % period == offset
+
     def day(self, d: int) -> list[_Batch]:
         p = self.p
         rng = np.random.default_rng([self.cfg.seed, 1, d])
+        rng_new = np.random.default_rng([self.cfg.seed, 2, d])   # newer channels: the older keep their draws
+        rng_mess = np.random.default_rng([self.cfg.seed, 3, d])  # delivery mess: own stream
         day = self.cfg.start_date + timedelta(days=d)
+        for kind, (period, offset) in MESS_SCHEDULE.items():
+            self.mess_due[kind] += d % period == offset
+        self.mess_due["negative_amount_completed"] += self.bad_amount_days.count(d)
 
         signed = p.signup_day <= d
         churned = (p.churn_day <= d) & (p.react_day > d)
@@ -535,10 +775,18 @@ class _Simulation:
         self._phone_changes(d, rng, crm_touch)
         web, app = self._web_and_app(day, rng, behaviour, crm_touch)
         emails = self._email_events(d, day, rng, signed, churned, crm_touch)
-        pos, orders = self._purchases(day, rng, buying)
-        tickets = self._tickets(d, day, rng, signed, churned, pre_churn)
+        pos, (orders, cents) = self._purchases(day, rng, buying)
+        tickets = self._tickets(d, day, rng, signed, churned, pre_churn, rng_new)
         crm = self._crm_members(d, day, rng, signed, crm_touch)
-        return [crm, web, app, pos, orders, tickets, emails]
+        messages = self._service_messages(d, day, rng_mess)
+        mini = self._mini_program_events(d, day, rng_new, behaviour)
+        social = self._social_interactions(d, day, rng_new, signed & ~churned, behaviour)
+
+        pos = self._pos_mess(day, rng_mess, pos)
+        orders, cents = self._order_mess(day, rng_mess, orders, cents)
+        lines = self._order_lines(rng_new, orders, cents)
+        web, app = (self._deliver(d, day, rng_mess, batch) for batch in (web, app))
+        return [crm, web, app, pos, orders, tickets, emails, messages, mini, social, lines]
 
     def _phone_changes(self, d, rng, crm_touch) -> None:
         who = np.flatnonzero(self.p.change_day == d)
@@ -668,7 +916,7 @@ class _Simulation:
             "event_type": EMAIL_EVENT_TYPES[etype],
         }, who)
 
-    def _purchases(self, day, rng, factor) -> tuple[_Batch, _Batch]:
+    def _purchases(self, day, rng, factor) -> tuple[_Batch, tuple[_Batch, np.ndarray]]:
         p = self.p
         counts = rng.poisson(p.purchase_rate * factor)
         buyers = np.flatnonzero(counts)
@@ -690,17 +938,20 @@ class _Simulation:
             phone[assistant] = _fmt(p.store_phones[store[assistant]], PHONE_LAYOUTS[0])
             self._count_trap("store_phone", phone[assistant])
         items = 1 + rng.poisson(1.2, n)
+        amount = _amounts(rng, _purchase_cents(rng, p.spend[who] * (0.7 + 0.3 * items)), 0.1, POS_YUAN)
+        self.yuan_amounts += int(np.strings.startswith(amount, POS_YUAN.encode()).sum())
         return _Batch("pos_purchases", {
             "transaction_id": _fmt(self._next_ids("pos_purchases", n), "T" + "X" * 10),
             "store_id": _fmt(store + 1, "SXXX"),
             "purchased_at": _day_ts(day, local_s, iso=False),
             "member_id": p.member_ids(who, card),
             "phone": phone,
-            "amount": _amounts(rng, _purchase_cents(rng, p.spend[who] * (0.7 + 0.3 * items)), 0.1),
+            "amount": amount,
             "items": _num(items),
+            "store_name": p.store_names[store],
         }, who)
 
-    def _online_orders(self, day, rng, who) -> _Batch:
+    def _online_orders(self, day, rng, who) -> tuple[_Batch, np.ndarray]:
         p, n = self.p, who.size
         secs = _times(rng, n)
         order = np.argsort(secs, kind="stable")
@@ -711,6 +962,8 @@ class _Simulation:
         phone = np.where(rng.random(n) < 0.8, p.phones(who, rng), b"")
         phone = self._maybe_placeholder(rng, phone, PLACEHOLDER_PHONES, "placeholder_phone")
         use_b = (p.device_b[who] >= 0) & (rng.random(n) < 0.4)
+        cents = _purchase_cents(rng, p.spend[who])
+        amount = _amounts(rng, cents, 0.0)
         return _Batch("online_orders", {
             "order_id": _fmt(self._next_ids("online_orders", n), "O" + "X" * 10),
             "ordered_at": _day_ts(day, secs, iso=True),
@@ -718,12 +971,12 @@ class _Simulation:
             "email": email,
             "phone": phone,
             "device_id": self._device_column(np.where(use_b, p.device_b[who], p.device_a[who])),
-            "amount": _amounts(rng, _purchase_cents(rng, p.spend[who]), 0.0),
+            "amount": amount,
             "currency": np.full(n, b"CNY"),
             "status": ORDER_STATUS[rng.choice(3, size=n, p=[0.9, 0.06, 0.04])],
-        }, who)
+        }, who), cents
 
-    def _tickets(self, d, day, rng, signed, churned, pre_churn) -> _Batch:
+    def _tickets(self, d, day, rng, signed, churned, pre_churn, rng_new) -> _Batch:
         p = self.p
         # Complaints pile up before churn and linger for a month after it.
         rate = np.where(signed & ~churned, TICKET_RATE, 0.0)
@@ -759,6 +1012,7 @@ class _Simulation:
         # Most tickets are closed 1-6 days later: a second version lands in that day's file.
         closes = rng.random(n) < 0.85
         close_day = d + rng.integers(1, 7, n)
+        self._queue_messages(d, rng_new, batch, secs, mood, pre_churn[who], np.where(closes, close_day, NEVER))
         for cd in np.unique(close_day[closes]).tolist():
             if cd < self.cfg.days:
                 self.pending_closures.setdefault(cd, []).append(batch.take(closes & (close_day == cd)))
@@ -818,6 +1072,305 @@ class _Simulation:
         }, who, new_key=is_insert)
 
 
+    # -- channels added with the super-app / helpdesk / order-line feeds -------- #
+
+    def _queue_messages(self, d, rng, tickets: _Batch, secs, mood, pre_churn, close_day) -> None:
+        """1-4 messages per new ticket: the customer's opening message at creation, then an
+        agent/customer exchange before the ticket closes (or within 3 days); queued per day."""
+        n = len(tickets)
+        if not n:
+            return
+        k = rng.choice(np.array([1, 2, 3, 4]), size=n, p=[0.3, 0.35, 0.2, 0.15])
+        t = np.repeat(np.arange(n), k)
+        j = np.arange(t.size) - (np.cumsum(k) - k)[t]
+        created = d * 86400 + np.asarray(secs, dtype=np.int64)
+        end = np.where(close_day < NEVER, close_day.astype(np.int64) * 86400 + 3600, created + 3 * 86400)
+        u = np.where(j == 0, 0.0, rng.uniform(0.02, 1.0, t.size))
+        u = u[np.lexsort((u, t))]  # ascending within each ticket; the opening message stays first
+        when = created[t] + (u * (end - created)[t]).astype(np.int64)
+        author = (j % 2).astype(np.int8)  # customer, agent, customer, agent
+
+        body = np.zeros(t.size, dtype="S120")
+        body[j == 0] = tickets.columns["message"][t[j == 0]]
+        agent = author == 1
+        body[agent] = _pick(rng, AGENT_REPLIES, int(agent.sum()))
+        follow = np.flatnonzero((author == 0) & (j > 0))
+        fm, fp = mood[t[follow]], pre_churn[t[follow]]
+        # (angry, neutral) shares by the ticket's mood; the rest are thankful.
+        angry = np.select([fp & (fm == 0), fm == 0, fm == 1], [0.8, 0.55, 0.05], default=0.0)
+        neutral = np.select([fp & (fm == 0), fm == 0, fm == 1], [0.1, 0.2, 0.45], default=0.1)
+        v = rng.random(follow.size)
+        senti = np.where(v < angry, 0, np.where(v < angry + neutral, 1, 2))
+        for m, texts in enumerate(CUSTOMER_FOLLOW_UPS):
+            sel = follow[senti == m]
+            body[sel] = _pick(rng, texts, sel.size)
+
+        msg_day = when // 86400
+        for md in np.unique(msg_day).tolist():
+            if md < self.cfg.days:  # later messages are not written yet when the window ends
+                rows = msg_day == md
+                self.pending_messages.setdefault(md, []).append(_Batch("service_messages", {
+                    "ticket_id": tickets.columns["ticket_id"][t[rows]],
+                    "sec": when[rows] % 86400,
+                    "author": AUTHORS[author[rows]],
+                    "body": body[rows],
+                }, tickets.person[t[rows]]))
+
+    def _service_messages(self, d, day, rng) -> _Batch:
+        parts = self.pending_messages.pop(d, [])
+        if parts:
+            msgs = _concat(parts)
+            msgs = msgs.take(np.argsort(msgs.columns["sec"], kind="stable"))
+        else:
+            msgs = _Batch("service_messages", {"ticket_id": np.empty(0, "S10"), "sec": np.empty(0, np.int64),
+                                               "author": np.empty(0, "S8"), "body": np.empty(0, "S1")},
+                          np.empty(0, np.int64))
+        n = len(msgs)
+        ids = _fmt(self._next_ids("service_messages", n), "MG" + "X" * 10)
+        sent = _day_ts(day, msgs.columns["sec"], iso=False)
+        body = msgs.columns["body"].astype("S200")
+        # Hostile free text: control characters and SQL-looking text in a few customer messages.
+        free = np.flatnonzero(msgs.columns["author"] == b"customer")
+        free = free[rng.permutation(free.size)]
+        for kind, texts in (("control_chars", CONTROL_TEXT), ("sql_like_text", SQL_LIKE)):
+            take = self._due(kind, free.size)
+            rows, free = np.sort(free[:take]), free[take:]
+            hostile = _pick(rng, texts, take)
+            # Control characters replace the text; SQL-looking text is pasted after it.
+            body[rows] = hostile if kind == "control_chars" else _cat(body[rows], b" ", hostile)
+            for r in rows.tolist():
+                self.log_mess(kind, "service_messages", channel_file("service_messages", day),
+                          f"message_id={ids[r].decode()} ticket_id={msgs.columns['ticket_id'][r].decode()}")
+        return _Batch("service_messages", {
+            "message_id": ids,
+            "ticket_id": msgs.columns["ticket_id"],
+            "sent_at": sent,
+            "author": msgs.columns["author"],
+            "body": body,
+            "updated_at": sent,
+        }, msgs.person)
+
+    def _mini_program_events(self, d, day, rng, factor) -> _Batch:
+        p = self.p
+        counts = rng.poisson(p.mp_rate * factor[p.mp_idx])
+        active = np.flatnonzero(counts)
+        who = np.repeat(p.mp_idx[active], counts[active])
+        secs = _times(rng, who.size)
+        order = np.argsort(secs, kind="stable")
+        who, secs = who[order], secs[order]
+        n = who.size
+        etype = rng.choice(len(MP_TYPES), size=n, p=MP_TYPE_P)
+        # Sharing the phone number (WeChat phone authorisation) happens once per person.
+        auth = ~p.mp_phone_shared[who] & (rng.random(n) < MP_PHONE_AUTH_RATE)
+        auth[_repeats(who, auth)] = False
+        etype[auth] = MP_PHONE_AUTH
+        p.mp_phone_shared[who[auth]] = True
+        k = int(auth.sum())
+        phone = np.zeros(n, dtype="S15")
+        phone[auth] = render_phones(p.phone[who[auth]], np.where(rng.random(k) < 0.15, 2, 0))
+        base = np.where(etype == 0, MP_BROWSE_PAGES[rng.integers(0, len(MP_BROWSE_PAGES), n)], MP_PAGES[etype])
+        sku = _fmt(100000 + rng.integers(0, SKU_COUNT, n), "SKUXXXXXX")
+        page = np.where(np.strings.endswith(base, b"sku="), np.strings.add(base, sku), base)
+        return _Batch("mini_program_events", {
+            "event_id": _fmt(self._next_ids("mini_program_events", n), "MP" + "X" * 12),
+            "event_time": _day_ts(day, secs, iso=True),
+            "open_id": p.open_ids(who),
+            "member_id": p.member_ids(who, p.bind_day[who] <= d),
+            "phone": phone,
+            "event_type": MP_TYPES[etype],
+            "page": page,
+        }, who)
+
+    def _social_interactions(self, d, day, rng, active, factor) -> _Batch:
+        """Official account / community group (open_id) and weibo (handle) interactions.
+
+        Churners unfollow and leave groups around their churn date (decay day), on top of a
+        small baseline; mentions fade with activity."""
+        p = self.p
+        idx = p.social_idx
+        m = idx.size
+        act, f = active[idx], factor[idx]
+        decay = p.soc_decay_day == d
+        oid, wb = p.soc_open_id, p.soc_weibo
+
+        u = rng.random(m)
+        fol = p.oa_follower
+        follow = oid & ~fol & act & (u < OA_FOLLOW_RATE)
+        unfollow = fol & (u < UNFOLLOW_RATE + decay * DECAY_UNFOLLOW_P["oa"])
+
+        u = rng.random(m)
+        in_group = p.group_of >= 0
+        join = oid & ~in_group & act & (u < GROUP_JOIN_RATE)
+        leave = in_group & (u < UNFOLLOW_RATE + decay * DECAY_UNFOLLOW_P["group"])
+        g_mention = in_group & ~leave & (u > 1 - GROUP_MENTION_RATE * f)
+        group_col = p.group_of.copy()
+        group_col[join] = p.soc_group_base[join] + rng.integers(0, 3, int(join.sum()))
+
+        u = rng.random(m)
+        wfol = p.weibo_follower
+        w_follow = wb & ~wfol & act & (u < WEIBO_FOLLOW_RATE)
+        w_unfollow = wfol & (u < UNFOLLOW_RATE + decay * DECAY_UNFOLLOW_P["weibo"])
+        w_mention = wb & ~w_unfollow & (u > 1 - WEIBO_MENTION_RATE * f)
+
+        p.oa_follower = (fol | follow) & ~unfollow
+        p.group_of = np.where(leave, -1, group_col).astype(np.int32)
+        p.weibo_follower = (wfol | w_follow) & ~w_unfollow
+
+        spec = [(follow, OA, FOLLOW), (unfollow, OA, UNFOLLOW), (join, GROUP, GROUP_JOIN),
+                (g_mention, GROUP, MENTION), (leave, GROUP, GROUP_LEAVE), (w_follow, WEIBO, FOLLOW),
+                (w_unfollow, WEIBO, UNFOLLOW), (w_mention, WEIBO, MENTION)]
+        sel = [np.flatnonzero(mask) for mask, _, _ in spec]
+        pos = np.concatenate(sel)
+        plat = np.concatenate([np.full(s.size, pf, dtype=np.int8) for s, (_, pf, _) in zip(sel, spec)])
+        kind = np.concatenate([np.full(s.size, k, dtype=np.int8) for s, (_, _, k) in zip(sel, spec)])
+        secs = _times(rng, pos.size)
+        order = np.argsort(secs, kind="stable")
+        pos, plat, kind, secs = pos[order], plat[order], kind[order], secs[order]
+        who, n = idx[pos], pos.size
+        return _Batch("social_interactions", {
+            "interaction_id": _fmt(self._next_ids("social_interactions", n), "SI" + "X" * 12),
+            "occurred_at": _day_ts(day, secs, iso=True),
+            "platform": SOCIAL_PLATFORMS[plat],
+            "open_id": np.where(plat != WEIBO, p.open_ids(who), b""),
+            "social_handle": np.where(plat == WEIBO, p.handles(who), b""),
+            "member_id": p.member_ids(who, (plat != WEIBO) & (rng.random(n) < 0.05)),
+            "interaction_type": SOCIAL_TYPES[kind],
+            "group_id": np.where(plat == GROUP, _fmt(np.maximum(group_col[pos], 0), "GRPXXXXX"), b""),
+        }, who)
+
+    def _order_lines(self, rng, orders: _Batch, cents: np.ndarray) -> _Batch:
+        """1-4 lines per order; sum(quantity * unit_price) equals the order amount to the cent.
+
+        Refund rows (negative amounts) carry negative quantities."""
+        n = len(orders)
+        k = np.minimum(1 + rng.poisson(0.7, n), 4)
+        t = np.repeat(np.arange(n), k)
+        first = np.cumsum(k) - k
+        line_no = np.arange(t.size) - first[t] + 1
+        total = np.abs(np.asarray(cents, dtype=np.int64))
+        weight = rng.integers(50, 150, t.size)
+        wsum = np.add.reduceat(weight, first) if n else np.zeros(0, np.int64)
+        qty = rng.choice(np.array([1, 2, 3]), size=t.size, p=[0.75, 0.18, 0.07])
+        line_total = qty * (total[t] * weight // wsum[t] // qty)
+        last = line_no == k[t]
+        line_total[last] = 0
+        rest = total - (np.add.reduceat(line_total, first) if n else 0)
+        # The last line takes the remainder, with a quantity that divides it.
+        v = rng.random(n)
+        q_last = np.where((rest % 3 == 0) & (v < 0.1), 3, np.where((rest % 2 == 0) & (v < 0.25), 2, 1))
+        qty[last] = q_last[t[last]]
+        line_total[last] = rest[t[last]]
+        sign = np.where(np.asarray(cents)[t] < 0, -1, 1)
+        return _Batch("order_lines", {
+            "order_id": orders.columns["order_id"][t],
+            "line_no": _num(line_no),
+            "sku": _fmt(100000 + rng.integers(0, SKU_COUNT, t.size), "SKUXXXXXX"),
+            "quantity": _num(sign * qty),
+            "unit_price": _money(line_total // qty),
+        }, orders.person[t])
+
+    # -- real-world mess in the drop zone ----------------------------------------- #
+
+    def _pos_mess(self, day, rng, pos: _Batch) -> _Batch:
+        """A few phones typed with full-width digits (IME left in full-width mode)."""
+        phone = pos.columns["phone"]
+        cand = np.flatnonzero((phone != b"") & ~np.isin(phone, self.store_phone_text))
+        take = self._due("fullwidth_digits", cand.size)
+        if take:
+            rows = np.sort(rng.choice(cand, take, replace=False))
+            phone = phone.astype("S45")
+            for r in rows.tolist():
+                phone[r] = phone[r].decode().translate(FULLWIDTH_DIGITS).encode()
+                self.log_mess("fullwidth_digits", "pos_purchases", channel_file("pos_purchases", day),
+                          f"transaction_id={pos.columns['transaction_id'][r].decode()} column=phone")
+            pos.columns["phone"] = phone
+        return pos
+
+    def _order_mess(self, day, rng, orders: _Batch, cents: np.ndarray) -> tuple[_Batch, np.ndarray]:
+        """Legit refunds booked as negative amounts, and (1-3 times overall) a negative amount
+        on a completed order -- bad data the pipeline should quarantine."""
+        status = orders.columns["status"]
+        perm = rng.permutation(len(orders))
+        completed = perm[status[perm] == b"completed"]
+        bad = completed[:self._due("negative_amount_completed", completed.size)]
+        rest = perm[~np.isin(perm, bad)]
+        refund = rest[:self._due("negative_refund", rest.size)]
+        if not (bad.size or refund.size):
+            return orders, cents
+        cents = cents.copy()
+        cents[bad] = -cents[bad]
+        cents[refund] = -cents[refund]
+        status = status.copy()
+        status[refund] = b"refunded"
+        orders.columns["status"] = status
+        orders.columns["amount"] = _money(cents)
+        for kind, rows in (("negative_amount_completed", bad), ("negative_refund", refund)):
+            for r in np.sort(rows).tolist():
+                self.log_mess(kind, "online_orders", channel_file("online_orders", day),
+                          f"order_id={orders.columns['order_id'][r].decode()} "
+                          f"amount={orders.columns['amount'][r].decode()} status={status[r].decode()}")
+        return orders, cents
+
+    def _null_keys(self, day, rng, web: _Batch) -> _Batch:
+        """A few web events arrive without an event_id (rows are kept, the key is null)."""
+        take = self._due("null_natural_key", len(web))
+        if not take:
+            return web
+        rows = np.sort(rng.choice(len(web), take, replace=False))
+        ids = web.columns["event_id"].copy()
+        ids[rows] = b""
+        web.columns["event_id"] = ids
+        web.new_key = web.keyed().copy()
+        web.new_key[rows] = False  # no key, so no ground-truth record
+        for r in rows.tolist():
+            self.log_mess("null_natural_key", "web_events", channel_file("web_events", day),
+                      f"line={r + 1} event_time={web.columns['event_time'][r].decode()} "
+                      f"device_id={web.columns['device_id'][r].decode()} "
+                      f"person_id={self.p.person_ids(web.person[r:r + 1])[0].decode()}")
+        return web
+
+    def _deliver(self, d, day, rng, batch: _Batch) -> _Batch:
+        """What the day's file really contains: ~1% of events held back 1-3 days (appended to a
+        later file, event_time unchanged), earlier late arrivals, and for web events ~0.3%
+        re-sent in the next day's file (at-least-once delivery)."""
+        ch, n, last = batch.channel, len(batch), self.cfg.days - 1
+        late = (rng.random(n) < LATE_RATE) & (d < last)
+        target = np.minimum(d + rng.integers(1, 4, n), last)
+        for t in np.unique(target[late]).tolist():
+            rows = late & (target == t)
+            self.pending_late.setdefault((ch, t), []).append(batch.take(rows))
+            self.log_mess("late_event", ch, channel_file(ch, self.cfg.start_date + timedelta(days=t)),
+                      f"count={int(rows.sum())} event_date={day.isoformat()}")
+        on_time = batch.take(~late)
+        if ch == "web_events":
+            on_time = self._null_keys(day, rng, on_time)
+        parts = [on_time, *self.pending_late.pop((ch, d), [])]
+        if ch == "web_events":
+            if d in self.pending_resent:
+                parts.append(self.pending_resent.pop(d))
+            again = (rng.random(len(on_time)) < RESENT_RATE) & (on_time.columns["event_id"] != b"")
+            if again.any() and d < last:
+                copy = on_time.take(again)
+                copy.new_key = np.zeros(len(copy), dtype=bool)
+                self.pending_resent[d + 1] = copy
+                self.log_mess("duplicate_event", ch, channel_file(ch, day + timedelta(days=1)),
+                          f"count={len(copy)} resent_from={channel_file(ch, day)}")
+        return _concat(parts) if len(parts) > 1 else on_time
+
+    def mess_rows(self) -> list[tuple[str, str, str, str]]:
+        pos = f"{CHANNEL_DIR['pos_purchases']}/pos_purchases_*.csv"
+        static = [
+            ("gbk_encoding", "pos_purchases", pos,
+             "store till export: every file is GBK-encoded (Chinese store_name, full-width yen sign)"),
+            ("utf8_bom", "app_events", f"{CHANNEL_DIR['app_events']}/app_events_*.csv",
+             "every file starts with a UTF-8 byte-order mark (EF BB BF)"),
+            ("local_time_no_zone", "pos_purchases", pos,
+             "purchased_at is Asia/Shanghai local time (UTC+8) without a zone; other channels are UTC"),
+            ("currency_symbol_amount", "pos_purchases", pos,
+             f"count={self.yuan_amounts} amounts written like {POS_YUAN}1,299.00 (symbol + thousands separator)"),
+        ]
+        return static + self.mess
+
 def _repeats(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Positions of masked entries whose value already occurred at an earlier masked position."""
     pos = np.flatnonzero(mask)
@@ -865,7 +1418,7 @@ def _rows_bytes(parts: list[np.ndarray | bytes], n: int) -> bytes:
 def _csv_field(values: np.ndarray) -> np.ndarray:
     """RFC 4180 quoting, applied only to values that need it."""
     needs = ((np.strings.find(values, b",") >= 0) | (np.strings.find(values, b'"') >= 0)
-             | (np.strings.find(values, b"\n") >= 0))
+             | (np.strings.find(values, b"\n") >= 0) | (np.strings.find(values, b"\r") >= 0))
     if not needs.any():
         return values
     out = values.astype(f"S{values.dtype.itemsize * 2 + 2}")
@@ -873,7 +1426,7 @@ def _csv_field(values: np.ndarray) -> np.ndarray:
     return out
 
 
-_FREE_TEXT = {"full_name", "email", "phone", "city", "amount", "message"}
+_FREE_TEXT = {"full_name", "email", "phone", "city", "amount", "message", "body", "store_name"}
 
 
 def _file_bytes(batch: _Batch) -> bytes:
@@ -900,12 +1453,55 @@ def _file_bytes(batch: _Batch) -> bytes:
     return header + (_rows_bytes(parts, n) if n else b"")
 
 
+def _encoded_file(batch: _Batch) -> bytes:
+    """CSV/JSONL bytes in the channel's encoding (GBK for the store tills, BOM for the app export)."""
+    data = _file_bytes(batch)
+    encoding = CHANNEL_ENCODING[batch.channel]
+    if encoding == "gbk":
+        return data.decode("utf-8").encode("gbk")
+    if encoding == "utf-8-sig":
+        return b"\xef\xbb\xbf" + data
+    return data
+
+
+class _ParquetWriter:
+    """Writes a batch as Parquet through DuckDB (no pyarrow): the CSV bytes go to a scratch file
+    that DuckDB reads with every column VARCHAR (empty -> NULL) and copies to Parquet.
+
+    One thread and a fixed row-group size keep the bytes identical from run to run."""
+
+    def __init__(self):
+        import duckdb
+
+        self._scratch = tempfile.TemporaryDirectory(prefix="demo_data_")
+        self._con = duckdb.connect()
+        self._con.execute("SET threads=1")
+
+    def write(self, path: Path, batch: _Batch) -> None:
+        cols = CHANNEL_COLUMNS[batch.channel]
+        scratch = Path(self._scratch.name) / "batch.csv"
+        scratch.write_bytes(_file_bytes(batch))
+        types = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
+        source, target = (str(x).replace("'", "''") for x in (scratch, path))
+        self._con.execute(
+            f"COPY (SELECT * FROM read_csv('{source}', header=true, auto_detect=false, columns={types}, "
+            f"quote='\"', escape='\"')) TO '{target}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 1000000)")
+
+    def close(self) -> None:
+        self._con.close()
+        self._scratch.cleanup()
+
+
 def _truth_bytes(batch: _Batch, people: _People) -> bytes:
-    rows = np.ones(len(batch), dtype=bool) if batch.new_key is None else batch.new_key
+    rows = batch.keyed()
     n = int(rows.sum())
     if not n:
         return b""
-    key = batch.columns[CHANNEL_KEY[batch.channel]][rows]
+    key_cols = CHANNEL_KEY[batch.channel]
+    if isinstance(key_cols, tuple):
+        key = _cat(*[part for c in key_cols for part in (b":", batch.columns[c][rows])][1:])
+    else:
+        key = batch.columns[key_cols][rows]
     parts = [batch.channel.encode() + b",", key, b",", people.person_ids(batch.person[rows]), b"\n"]
     return _rows_bytes(parts, n)
 
@@ -920,9 +1516,9 @@ def _write_persons(path: Path, p: _People) -> None:
         p.member_ids(idx), b",",
         np.where(churned, _dates(start, np.where(churned, p.churn_day, 0)), b""), b",",
         np.where(reactivated, _dates(start, np.where(reactivated, p.react_day, 0)), b""), b",",
-        _bools(churned & ~reactivated), b"\n",
+        _bools(churned & ~reactivated), b",", p.open_ids(idx), b"\n",
     ]
-    header = b"person_id,signup_date,is_member,member_id,churn_date,reactivated_date,churned_by_end\n"
+    header = b"person_id,signup_date,is_member,member_id,churn_date,reactivated_date,churned_by_end,open_id\n"
     path.write_bytes(header + _rows_bytes(parts, p.n))
 
 
@@ -949,52 +1545,76 @@ def _write_traps(path: Path, sim: _Simulation) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _write_mess(path: Path, sim: _Simulation) -> None:
+    """One row per injected mess case (file-wide kinds once, with a glob as file)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["kind", "channel", "file", "detail"])
+    writer.writerows(sim.mess_rows())
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- #
 # Entry points
 # --------------------------------------------------------------------------- #
 
 def generate(out_dir: Path, config: DemoConfig = DemoConfig(), progress: bool = False,
              record_truth: bool = True) -> GenerationSummary:
-    """Write landing files and ground truth under ``out_dir``, replacing earlier output."""
+    """Write landing files, source-system exports and ground truth under ``out_dir``,
+    replacing earlier output."""
     if config.customers < 1 or config.days < 1:
         raise ValueError("customers and days must be >= 1")
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    landing, truth_dir = out_dir / "landing", out_dir / "ground_truth"
-    for owned in (landing, truth_dir):
+    landing, systems, truth_dir = out_dir / "landing", out_dir / "source_systems", out_dir / "ground_truth"
+    for owned in (landing, systems, truth_dir):
         shutil.rmtree(owned, ignore_errors=True)
     for ch in CHANNELS:
-        (landing / ch).mkdir(parents=True, exist_ok=True)
+        (out_dir / CHANNEL_DIR[ch]).mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
 
     sim = _Simulation(config)
     rows = dict.fromkeys(CHANNELS, 0)
     files = 0
     step = max(1, config.days // 10)
+    parquet = _ParquetWriter()
     truth: BinaryIO | None = open(truth_dir / "records.csv", "wb") if record_truth else None
     try:
         if truth:
             truth.write(b"channel,record_id,person_id\n")
         for d in range(config.days):
-            day = (config.start_date + timedelta(days=d)).isoformat()
+            day = config.start_date + timedelta(days=d)
             for batch in sim.day(d):
                 ch = batch.channel
-                (landing / ch / f"{ch}_{day}.{CHANNEL_EXT[ch]}").write_bytes(_file_bytes(batch))
-                rows[ch] += len(batch)
-                files += 1
+                path = out_dir / channel_file(ch, day)
+                copies = [path]
+                if ch == "online_orders" and sim.resend_today(d):
+                    copies.append(out_dir / channel_file(ch, day, "_resend"))
+                    sim.log_mess("duplicate_file", ch, channel_file(ch, day, "_resend"),
+                             f"identical copy of {channel_file(ch, day)} ({len(batch)} rows)")
+                if CHANNEL_EXT[ch] == "parquet":
+                    parquet.write(path, batch)
+                else:
+                    data = _encoded_file(batch)
+                    for target in copies:
+                        target.write_bytes(data)
+                rows[ch] += len(batch) * len(copies)
+                files += len(copies)
                 if truth:
                     truth.write(_truth_bytes(batch, sim.p))
             if progress and ((d + 1) % step == 0 or d + 1 == config.days):
-                print(f"[demo_data] day {d + 1}/{config.days} ({day}) rows={sum(rows.values()):,} "
+                print(f"[demo_data] day {d + 1}/{config.days} ({day.isoformat()}) rows={sum(rows.values()):,} "
                       f"elapsed={time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
     finally:
+        parquet.close()
         if truth:
             truth.close()
 
     _write_persons(truth_dir / "persons.csv", sim.p)
     _write_traps(truth_dir / "traps.csv", sim)
+    _write_mess(truth_dir / "mess.csv", sim)
     return GenerationSummary(config.customers, files, rows, landing, truth_dir,
-                             round(time.perf_counter() - t0, 2))
+                             round(time.perf_counter() - t0, 2), systems)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1014,7 +1634,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{sum(summary.rows_per_channel.values()):,} rows in {summary.seconds:.1f}s -> {args.out}",
               file=sys.stderr)
         for ch, n in summary.rows_per_channel.items():
-            print(f"[demo_data]   {ch:<16} {n:>12,}", file=sys.stderr)
+            print(f"[demo_data]   {ch:<20} {n:>12,}", file=sys.stderr)
     return 0
 
 

@@ -45,7 +45,7 @@ LOCATION_COLUMN = "_source_location"
 
 @dataclass(frozen=True)
 class SqlSource:
-    url: str              # any SQLAlchemy URL, e.g. sqlite:////abs/crm.sqlite or postgresql+psycopg://user@host:5432/crm
+    url: str              # SQLAlchemy URL: sqlite:////abs/crm.sqlite, postgresql+psycopg://user@host:5432/crm
     table: str            # may be schema-qualified "public.members"
     cursor_column: str    # e.g. updated_at (incremental cursor)
     key_column: str       # natural key, for the source location
@@ -111,7 +111,7 @@ def fetch_window(source: SqlSource, columns: list[str], since: datetime, until: 
             for rows in result.partitions():
                 yield _frame(rows, wanted, kinds, columns, key_index, source.table)
         except SQLAlchemyError as exc:
-            raise SourceError(f"{label}: query failed: {_reason(exc, source.url)}") from None
+            raise SourceError(f"{label}: query failed: {error_reason(exc, source.url)}") from None
 
 
 def max_cursor(source: SqlSource) -> datetime | None:
@@ -124,7 +124,7 @@ def max_cursor(source: SqlSource) -> datetime | None:
         try:
             value = conn.execute(sa.select(sa.func.max(column))).scalar()
         except SQLAlchemyError as exc:
-            raise SourceError(f"{label}: query failed: {_reason(exc, source.url)}") from None
+            raise SourceError(f"{label}: query failed: {error_reason(exc, source.url)}") from None
     if value is None:
         return None
     if isinstance(value, str):
@@ -175,7 +175,7 @@ def make_engine(url: URL, label: str, *, must_exist: bool = True) -> Engine:
     except ImportError as exc:
         raise SourceError(
             f"{label}: database driver {exc.name or url.drivername!r} is not installed "
-            "(PostgreSQL: pip install 'psycopg[binary]' and use postgresql+psycopg://)"
+            "(for PostgreSQL use postgresql+psycopg:// with pip install 'psycopg[binary]')"
         ) from None
 
 
@@ -183,7 +183,7 @@ def connect(engine: Engine, url: URL, label: str) -> Connection:
     try:
         return engine.connect()
     except SQLAlchemyError as exc:
-        raise SourceError(f"{label}: cannot connect: {_reason(exc, url)}") from None
+        raise SourceError(f"{label}: cannot connect: {error_reason(exc, url)}") from None
 
 
 def _connect_args(url: URL) -> dict[str, Any]:
@@ -224,7 +224,7 @@ def _reflect(conn: Connection, source: SqlSource, url: URL, label: str) -> sa.Ta
     except NoSuchTableError:
         raise SourceError(f"{label}: table not found") from None
     except SQLAlchemyError as exc:
-        raise SourceError(f"{label}: cannot read the table definition: {_reason(exc, url)}") from None
+        raise SourceError(f"{label}: cannot read the table definition: {error_reason(exc, url)}") from None
 
 
 def _require_columns(table: sa.Table, names: Sequence[str], label: str) -> None:
@@ -236,7 +236,7 @@ def _require_columns(table: sa.Table, names: Sequence[str], label: str) -> None:
         raise SourceError(f"{label}: {what} not found (the table has: {shown})")
 
 
-def _reason(exc: BaseException, url: str | URL) -> str:
+def error_reason(exc: BaseException, url: str | URL) -> str:
     """The driver's message on one line, with the password scrubbed should a driver ever echo it."""
     text = " ".join(str(getattr(exc, "orig", None) or exc).split())
     text = text.split(" (Background on this error at:")[0]

@@ -1,9 +1,12 @@
--- Each record goes to the customer of its anchor identifier. Components made only of devices
--- are anonymous visitors, not customers; records without a usable identifier stay unlinked.
+-- Each record goes to the customer of its anchor identifier. A customer is a component with a
+-- member id, email, phone or loyalty card; components of only devices, super-app open ids or
+-- social handles are anonymous visitors until they link to one. Records without a usable
+-- identifier stay unlinked.
 with components as (
     select
         component,
-        max(case when node not like 'device_id:%' then 1 else 0 end) = 1 as is_known
+        max(case when {{ dbt.split_part('node', "':'", 1) }} in ('member_id', 'email', 'phone', 'loyalty_card') then 1 else 0 end) = 1
+            as is_known
     from {{ ref('int_identity_components') }}
     group by component
 ),

@@ -8,6 +8,10 @@ union all
 union all
 {{ touchpoint_select('stg_app__events', 'app_events', 'event_id', 'event_at', "case when event_type = 'login' then 'login' else 'event' end", device_id='device_id') }}
 union all
+{{ touchpoint_select('stg_miniprogram__events', 'mini_program_events', 'event_id', 'event_at', "case when event_type = 'login' then 'login' else 'event' end", phone='phone', open_id='open_id') }}
+union all
+{{ touchpoint_select('stg_social__interactions', 'social_interactions', 'interaction_id', 'occurred_at', "'social'", open_id='open_id', social_handle='social_handle') }}
+union all
 {{ touchpoint_select('stg_pos__purchases', 'pos_purchases', 'transaction_id', 'purchased_at', "'order'", phone='phone', amount='amount') }}
 union all
 {{ touchpoint_select('stg_shop__orders', 'online_orders', 'order_id', 'ordered_at', "'order'", email='email', phone='phone', device_id='device_id', amount='amount') }}

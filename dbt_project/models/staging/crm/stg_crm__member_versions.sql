@@ -5,7 +5,7 @@ with source as (
 ),
 
 versions as (
-    {{ latest_per_key('source', 'member_id, updated_at', '_loaded_at desc, _source_file desc, _source_row desc') }}
+    {{ latest_per_key('source', 'member_id, updated_at', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
 select

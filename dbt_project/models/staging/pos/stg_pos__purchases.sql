@@ -4,12 +4,13 @@ with source as (
 ),
 
 deduplicated as (
-    {{ latest_per_key('source', 'transaction_id', '_loaded_at desc, _source_file desc, _source_row desc') }}
+    {{ latest_per_key('source', 'transaction_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
 select
     {{ clean_text('transaction_id') }} as transaction_id,
-    {{ clean_text('store_id') }} as store_id,
+    {{ clean_text("store_id") }} as store_id,
+    {{ clean_text("store_name") }} as store_name,
     {{ dbt.dateadd('hour', -1 * var('pos_utc_offset_hours'), parse_utc_timestamp('purchased_at')) }} as purchased_at,
     {{ clean_text('member_id') }} as member_id,
     {{ normalize_phone('phone') }} as phone,

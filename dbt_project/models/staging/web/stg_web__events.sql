@@ -3,7 +3,7 @@ with source as (
 ),
 
 deduplicated as (
-    {{ latest_per_key('source', 'event_id', '_loaded_at desc, _source_file desc, _source_row desc') }}
+    {{ latest_per_key('source', 'event_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
 select

@@ -1,0 +1,18 @@
+with source as (
+    select * from {{ source('miniprogram', 'mini_program_events') }}
+),
+
+deduplicated as (
+    {{ latest_per_key('source', 'event_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
+)
+
+select
+    {{ clean_text('event_id') }} as event_id,
+    {{ parse_utc_timestamp('event_time') }} as event_at,
+    {{ clean_text('open_id') }} as open_id,
+    {{ clean_text('member_id') }} as member_id,
+    {{ normalize_phone('phone') }} as phone,
+    lower({{ clean_text('event_type') }}) as event_type,
+    {{ clean_text('page') }} as page,
+    _partition_date as delivered_on
+from deduplicated

@@ -1,0 +1,17 @@
+with source as (
+    select * from {{ source('shop', 'order_lines') }}
+),
+
+deduplicated as (
+    {{ latest_per_key('source', 'order_id, line_no', '_loaded_at desc, _source_location desc, _source_row desc') }}
+)
+
+select
+    {{ clean_text('order_id') }} || '-' || {{ clean_text('line_no') }} as order_line_id,
+    {{ clean_text('order_id') }} as order_id,
+    {{ dbt.safe_cast(clean_text('line_no'), api.Column.translate_type('integer')) }} as line_no,
+    {{ clean_text('sku') }} as sku,
+    {{ dbt.safe_cast(clean_text('quantity'), api.Column.translate_type('integer')) }} as quantity,
+    {{ parse_amount('unit_price') }} as unit_price,
+    _partition_date as delivered_on
+from deduplicated

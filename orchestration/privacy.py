@@ -1,0 +1,51 @@
+"""Pseudonymisation key: HMAC-SHA256 keys for anything that leaves the private warehouse.
+
+A plain or salted SHA-256 of an email can be reversed by trying every known address; a keyed
+hash cannot without the key. The key comes from CDP_HMAC_KEY; the embedded default creates a
+local key file on first use and says so. dbt computes the HMAC in SQL from the key's inner and
+outer pads, read from the private table private.hmac_key, so the key never appears in SQL
+text, dbt vars or logs."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import duckdb
+
+KEY_ENV = "CDP_HMAC_KEY"
+BLOCK_SIZE = 64  # SHA-256 block size in bytes
+
+log = logging.getLogger(__name__)
+
+
+def load_or_create_key(data_dir: Path) -> bytes:
+    configured = os.environ.get(KEY_ENV)
+    if configured:
+        return configured.encode("utf-8")
+    path = data_dir / "secrets" / "hmac.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+        log.warning(f"created a local pseudonymisation key at {path}; set {KEY_ENV} to use your own")
+    return path.read_text().strip().encode("utf-8")
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """The HMAC inner and outer pads (RFC 2104) of `key`."""
+    if len(key) > BLOCK_SIZE:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(BLOCK_SIZE, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def install_key(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """Write the pads where the dbt models read them (a private schema, never published)."""
+    inner, outer = hmac_pads(key)
+    con.execute("CREATE SCHEMA IF NOT EXISTS private")
+    con.execute("CREATE OR REPLACE TABLE private.hmac_key (ipad BLOB, opad BLOB)")
+    con.execute("INSERT INTO private.hmac_key VALUES (?, ?)", [inner, outer])

@@ -1,0 +1,143 @@
+"""Landing: what every connector shares once rows are staged in the _incoming temp table.
+
+Connectors fill `_incoming` (the channel's fields as text + where each row came from) and
+`_incoming_rejects` (rows they could not even parse); `land` then applies the row rules and,
+in one transaction, replaces the partition in raw.<channel> and quarantine.<channel> and
+writes the ledger line. Re-landing the same days therefore never duplicates anything."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import duckdb
+
+from orchestration.sources.catalog import Channel
+from orchestration.sources.rules import lit, q, quarantine_reason
+
+METADATA_COLUMNS = "_partition_date DATE, _source_location VARCHAR, _source_row BIGINT"
+
+
+@dataclass
+class LoadResult:
+    channel: str
+    load_id: str
+    partition_start: str
+    partition_end: str
+    source_location: str
+    units: int = 0  # files, pages or queries read
+    received: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def balanced(self) -> bool:
+        return self.received == self.accepted + self.quarantined
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
+    """raw.<channel> keeps every field as text, exactly as delivered; staging casts."""
+    cols = ", ".join(f"{q(c)} VARCHAR" for c in channel.columns)
+    for schema in ("raw", "quarantine", "audit"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS raw.{q(channel.name)} ({cols}, {METADATA_COLUMNS}, "
+        "_load_id VARCHAR, _loaded_at TIMESTAMP)"
+    )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS quarantine.{q(channel.name)} (record VARCHAR, reason VARCHAR, "
+        f"{METADATA_COLUMNS}, _load_id VARCHAR, _loaded_at TIMESTAMP)"
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS audit.load_ledger (
+            load_id VARCHAR, channel VARCHAR, connector VARCHAR, partition_start DATE, partition_end DATE,
+            source_location VARCHAR, units INTEGER, rows_received BIGINT, rows_accepted BIGINT,
+            rows_quarantined BIGINT, status VARCHAR, notes VARCHAR, duration_s DOUBLE, loaded_at TIMESTAMP)"""
+    )
+
+
+def create_incoming(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
+    cols = ", ".join(f"{q(c)} VARCHAR" for c in channel.columns)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming ({cols}, {METADATA_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming_rejects (record VARCHAR, reason VARCHAR, {METADATA_COLUMNS})")
+
+
+def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, started: float) -> LoadResult:
+    """Move _incoming into raw/quarantine for the result's partition range, atomically."""
+    ensure_tables(con, channel)
+    loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    reason = quarantine_reason(channel)
+    select = ", ".join(q(c) for c in channel.columns)
+    table = q(channel.name)
+    window = f"_partition_date BETWEEN DATE {lit(result.partition_start)} AND DATE {lit(result.partition_end)}"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM raw.{table} WHERE {window}")
+        con.execute(f"DELETE FROM quarantine.{table} WHERE {window}")
+        con.execute(
+            f"INSERT INTO raw.{table} SELECT {select}, _partition_date, _source_location, _source_row, ?, ? "
+            f"FROM _incoming WHERE ({reason}) IS NULL",
+            [result.load_id, loaded_at],
+        )
+        con.execute(
+            f"INSERT INTO quarantine.{table} "
+            f"SELECT to_json(struct_pack({select}))::VARCHAR, {reason}, _partition_date, _source_location, "
+            f"_source_row, ?, ? FROM _incoming WHERE ({reason}) IS NOT NULL "
+            "UNION ALL SELECT record, reason, _partition_date, _source_location, _source_row, ?, ? FROM _incoming_rejects",
+            [result.load_id, loaded_at, result.load_id, loaded_at],
+        )
+        incoming, rejected = con.execute(
+            "SELECT (SELECT count(*) FROM _incoming), (SELECT count(*) FROM _incoming_rejects)"
+        ).fetchone()
+        result.received = incoming + rejected
+        result.accepted = con.execute(f"SELECT count(*) FROM raw.{table} WHERE _load_id = ?", [result.load_id]).fetchone()[0]
+        result.quarantine_reasons = dict(
+            con.execute(
+                f"SELECT reason, count(*) FROM quarantine.{table} WHERE _load_id = ? GROUP BY reason ORDER BY 2 DESC, 1",
+                [result.load_id],
+            ).fetchall()
+        )
+        result.quarantined = sum(result.quarantine_reasons.values())
+        result.duration_s = time.monotonic() - started
+        con.execute(
+            "INSERT INTO audit.load_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                result.load_id, channel.name, channel.connector, result.partition_start, result.partition_end,
+                result.source_location, result.units, result.received, result.accepted, result.quarantined,
+                "loaded" if result.balanced else "unbalanced", "; ".join(result.notes) or None,
+                result.duration_s, loaded_at,
+            ],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("DROP TABLE IF EXISTS _incoming")
+        con.execute("DROP TABLE IF EXISTS _incoming_rejects")
+    return result
+
+
+def stage_frames(con: duckdb.DuckDBPyConnection, channel: Channel, frames, cursor_field: str, first_day: str) -> int:
+    """Stage connector frames (the channel's fields as text + _source_location) into _incoming.
+    A row's partition day is the day of its cursor value; rows whose cursor does not parse keep
+    the window's first day (so a re-load still replaces them) and are judged by the row rules."""
+    from orchestration.sources.rules import parsed_timestamp
+
+    select = ", ".join(q(c) for c in channel.columns)
+    pages = 0
+    for pages, frame in enumerate(frames, start=1):
+        con.register("_frame", frame)
+        try:
+            con.execute(
+                f"INSERT INTO _incoming SELECT {select}, "
+                f"coalesce(CAST({parsed_timestamp(q(cursor_field))} AS DATE), DATE {lit(first_day)}), "
+                "_source_location, row_number() OVER () FROM _frame"
+            )
+        finally:
+            con.unregister("_frame")
+    return pages

@@ -1,0 +1,199 @@
+"""The bad-input corpus for file channels, against a real DuckDB file. Every case ends as a
+quarantine row with a reason or a clear failure naming the file — and the ledger balances."""
+
+from pathlib import Path
+
+import duckdb
+import fsspec
+import pytest
+
+from orchestration.sources.catalog import CatalogError, load_catalog
+from orchestration.sources.files import SourceFileError, load_partition
+
+CATALOG = load_catalog()
+ORDERS, WEB, POS, MINI, APP = (CATALOG[n] for n in
+                               ("online_orders", "web_events", "pos_purchases", "mini_program_events", "app_events"))
+DAY = "2026-10-01"
+ORDER_HEADER = "order_id,ordered_at,member_id,email,phone,device_id,amount,currency,status\n"
+ORDER = "O{n},2026-10-01T10:00:00Z,M1,a@x.com,13800138000,D1,10.00,CNY,completed\n"
+
+
+def put(landing: Path, relative: str, data: str | bytes, encoding: str = "utf-8") -> Path:
+    path = landing / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode(encoding))
+    return path
+
+
+@pytest.fixture
+def con(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    yield connection
+    connection.close()
+
+
+def load(con, channel, landing, days=(DAY,), load_id="load-1"):
+    result = load_partition(con, channel, landing, list(days), load_id)
+    assert result.balanced, "ledger does not balance"
+    ledger = con.execute(
+        "select rows_received, rows_accepted + rows_quarantined from audit.load_ledger where load_id = ?", [load_id]
+    ).fetchone()
+    assert ledger[0] == ledger[1] == result.received
+    return result
+
+
+def reasons(con, table):
+    return dict(con.execute(f"select reason, count(*) from quarantine.{table} group by 1").fetchall())
+
+
+def test_empty_file_and_header_only_file_are_zero_rows(tmp_path, con):
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER)
+    put(tmp_path, f"web_events/web_events_{DAY}.jsonl", "")
+    assert load(con, ORDERS, tmp_path).received == 0
+    assert load(con, WEB, tmp_path, load_id="load-2").received == 0
+
+
+def test_truncated_last_line_is_quarantined_with_its_line(tmp_path, con):
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + ORDER.format(n=1) + "O2,2026-10-01T11:00")
+    result = load(con, ORDERS, tmp_path)
+    assert (result.accepted, result.quarantined) == (1, 1)
+    record, reason, row = con.execute("select record, reason, _source_row from quarantine.online_orders").fetchone()
+    assert reason.startswith("unreadable CSV line") and row == 3 and record.startswith("O2,")
+
+
+def test_wrong_delimiter_fails_naming_the_file(tmp_path, con):
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER.replace(",", ";") + ORDER.replace(",", ";").format(n=1))
+    with pytest.raises(SourceFileError, match=r"online_orders_2026-10-01\.csv lacks columns .*delimited"):
+        load(con, ORDERS, tmp_path)
+
+
+def test_gbk_file_keeps_chinese_text(tmp_path, con):
+    header = "transaction_id,store_id,store_name,purchased_at,member_id,phone,amount,items\n"
+    put(tmp_path, f"pos_purchases/pos_purchases_{DAY}.csv",
+        header + "T1,S01,上海南京路店,2026-10-01 10:00:00,,13800138000,\"￥1,299.00\",2\n", encoding="gbk")
+    load(con, POS, tmp_path)
+    assert con.execute("select store_name, amount from raw.pos_purchases").fetchone() == ("上海南京路店", "￥1,299.00")
+
+
+def test_bytes_that_are_not_gbk_fail_naming_the_file(tmp_path, con):
+    put(tmp_path, f"pos_purchases/pos_purchases_{DAY}.csv", b"transaction_id\n\xff\xff\xff\n")
+    with pytest.raises(SourceFileError, match=r"pos_purchases_2026-10-01\.csv is not valid gbk"):
+        load(con, POS, tmp_path)
+
+
+def test_utf8_bom_does_not_spoil_the_first_column(tmp_path, con):
+    put(tmp_path, f"app_events/app_events_{DAY}.csv",
+        "\ufeffevent_id,event_time,device_id,member_id,event_type,platform\nA1,2026-10-01T10:00:00Z,D1,,login,ios\n")
+    assert load(con, APP, tmp_path).accepted == 1
+    assert con.execute("select event_id from raw.app_events").fetchone() == ("A1",)
+
+
+def test_missing_required_column_fails_and_extra_or_reordered_columns_are_fine(tmp_path, con):
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv",
+        "status,extra,amount,currency,device_id,phone,email,member_id,ordered_at,order_id\n"
+        "completed,x,10.00,CNY,D1,,,M1,2026-10-01T10:00:00Z,O1\n")
+    load(con, ORDERS, tmp_path)
+    assert con.execute("select order_id, status, amount from raw.online_orders").fetchone() == ("O1", "completed", "10.00")
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", "order_id,ordered_at\nO1,2026-10-01\n")
+    with pytest.raises(SourceFileError, match=r"lacks columns \['member_id'"):
+        load(con, ORDERS, tmp_path, load_id="load-2")
+
+
+def test_jsonl_with_one_broken_line_keeps_the_rest(tmp_path, con):
+    good = '{"event_id": "E%d", "event_time": "2026-10-01T10:00:00Z", "device_id": "D1", "event_type": "login"}\n'
+    put(tmp_path, f"web_events/web_events_{DAY}.jsonl", good % 1 + '{"event_id": "E2", "event_ti\n' + good % 3)
+    result = load(con, WEB, tmp_path)
+    assert (result.accepted, result.quarantined) == (2, 1)
+    assert reasons(con, "web_events") == {"malformed JSON line": 1}
+
+
+def _parquet(con, path: Path, select: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
+
+
+def test_parquet_with_a_wrongly_typed_column_is_read_as_text_and_judged(tmp_path, con):
+    _parquet(con, tmp_path / f"mini_program_events/mini_program_events_{DAY}.parquet",
+             "select 'P1' as event_id, 20261001 as event_time, 'o1' as open_id, null as member_id, "
+             "null as phone, 'login' as event_type, '/' as page")
+    result = load(con, MINI, tmp_path)
+    assert result.quarantined == 1
+    assert reasons(con, "mini_program_events") == {"unparseable timestamp in event_time": 1}
+
+
+def test_garbage_named_parquet_fails_naming_the_file(tmp_path, con):
+    put(tmp_path, f"mini_program_events/mini_program_events_{DAY}.parquet", b"this is not parquet at all")
+    with pytest.raises(SourceFileError, match=r"mini_program_events_2026-10-01\.parquet"):
+        load(con, MINI, tmp_path)
+
+
+def test_same_file_delivered_twice_under_two_names_is_read_once(tmp_path, con):
+    body = ORDER_HEADER + ORDER.format(n=1) + ORDER.format(n=2)
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", body)
+    put(tmp_path, f"online_orders/online_orders_{DAY}_resend.csv", body)
+    result = load(con, ORDERS, tmp_path)
+    assert result.received == 2 and any("duplicate delivery" in note for note in result.notes)
+
+
+def test_rows_that_break_rules_are_quarantined_with_reasons(tmp_path, con):
+    rows = [
+        ",2026-10-01T10:00:00Z,M1,,,,10.00,CNY,completed",          # null natural key
+        "O2,2026-10-01T10:00:00Z,M1,,,,-5.00,CNY,completed",        # negative, not a refund
+        "O3,2026-10-01T10:00:00Z,M1,,,,-5.00,CNY,refunded",         # a refund: fine
+        'O4,2026-10-01T10:00:00Z,M1,,,,"¥1,299.00",CNY,completed',  # currency sign: fine
+        "O5,not a time,M1,,,,1.00,CNY,completed",                   # unparseable timestamp
+        "O6,2031-01-01 00:00:00,M1,,,,1.00,CNY,completed",          # in the future
+        "O7,1759312800000,M1,,,,1.00,CNY,completed",                # epoch milliseconds: fine
+        "O8,2026/10/01 09:30,M1,,,,1.00,CNY,completed",             # another format: fine
+        "O9,2026-10-01T10:00:00Z,M1,,,,1.00,CNY,teleported",        # unknown status
+        "O10,2026-10-01T10:00:00Z,M1,,,,12abc,CNY,completed",       # stray letters are stripped: 12
+    ]
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "\n".join(rows) + "\n")
+    load(con, ORDERS, tmp_path)
+    assert reasons(con, "online_orders") == {
+        "missing required field: order_id": 1,
+        "negative amount on an order that is not a refund": 1,
+        "unparseable timestamp in ordered_at": 1,
+        "timestamp in the future: ordered_at": 1,
+        "unknown status": 1,
+    }
+    accepted = {r[0] for r in con.execute("select order_id from raw.online_orders").fetchall()}
+    assert accepted == {"O3", "O4", "O7", "O8", "O10"}
+
+
+def test_sql_looking_and_control_characters_are_just_data(tmp_path, con):
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv",
+        ORDER_HEADER + "\"O1'; DROP TABLE raw.online_orders; --\",2026-10-01T10:00:00Z,M1,,,\"D\x01\x07\",1.00,CNY,completed\n")
+    load(con, ORDERS, tmp_path)
+    assert con.execute("select order_id, device_id from raw.online_orders").fetchone() == (
+        "O1'; DROP TABLE raw.online_orders; --", "D\x01\x07")
+
+
+def test_reloading_days_replaces_them_and_duplicates_across_days_are_kept_for_staging(tmp_path, con):
+    put(tmp_path, "online_orders/online_orders_2026-10-01.csv", ORDER_HEADER + ORDER.format(n=1))
+    put(tmp_path, "online_orders/online_orders_2026-10-02.csv", ORDER_HEADER + ORDER.format(n=1) + ORDER.format(n=2))
+    load(con, ORDERS, tmp_path, days=("2026-10-01", "2026-10-02"))
+    for i in range(3):
+        load(con, ORDERS, tmp_path, days=("2026-10-02",), load_id=f"again-{i}")
+    rows = con.execute("select order_id, _partition_date::varchar from raw.online_orders order by 2, 1").fetchall()
+    assert rows == [("O1", "2026-10-01"), ("O1", "2026-10-02"), ("O2", "2026-10-02")]
+
+
+def test_a_missing_file_fails_with_its_name(tmp_path, con):
+    with pytest.raises(SourceFileError, match=r"online_orders_2026-10-01\*\.csv"):
+        load(con, ORDERS, tmp_path)
+
+
+def test_files_can_come_from_an_fsspec_url(con):
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"/drop/online_orders/online_orders_{DAY}.csv", (ORDER_HEADER + ORDER.format(n=1)).encode())
+    result = load(con, ORDERS, "memory://drop")
+    assert result.accepted == 1
+
+
+def test_catalog_rejects_fields_outside_its_columns(tmp_path):
+    bad = tmp_path / "catalog.yml"
+    bad.write_text("channels:\n  x:\n    format: csv\n    path: x/x_{date}.csv\n    columns: [a]\n"
+                   "    natural_key: b\n    event_time: a\n")
+    with pytest.raises(CatalogError, match="not in its columns"):
+        load_catalog(bad)
