@@ -12,6 +12,7 @@ prepare_manifest()  # outside `dagster dev` the manifest must exist before the d
 from orchestration.assets.dbt import cdp_dbt_models  # noqa: E402
 from orchestration.assets.ingest import ingest_assets, ingest_checks  # noqa: E402
 from orchestration.assets.ml import ml_assets  # noqa: E402
+from orchestration.assets.privacy import hmac_key  # noqa: E402
 from orchestration.assets.publish import bi_serve_file  # noqa: E402
 from orchestration.assets.quality import identity_accuracy, quality_checks  # noqa: E402
 from orchestration.resources import build_resources  # noqa: E402
@@ -19,7 +20,7 @@ from orchestration.schedules import daily_refresh_job, daily_refresh_schedule  #
 from orchestration.sensors import landing_sensor  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, cdp_dbt_models, identity_accuracy, *ml_assets, bi_serve_file],
+    assets=[*ingest_assets, hmac_key, cdp_dbt_models, identity_accuracy, *ml_assets, bi_serve_file],
     asset_checks=[*ingest_checks, *quality_checks],
     jobs=[daily_refresh_job],
     schedules=[daily_refresh_schedule],

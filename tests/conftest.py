@@ -22,3 +22,9 @@ for _name in ("CDP_LANDING_DIR", "CDP_WAREHOUSE_PATH", "CDP_SERVE_PATH", "CDP_MO
     os.environ.pop(_name, None)
 
 from tests.postgres import postgres_url  # noqa: E402,F401  (session fixture: a throw-away PostgreSQL server)
+
+# The dbt assets are built from target/manifest.json: parse the project as it is now, so a
+# model added since the last parse is never missing from the definitions under test.
+from orchestration.dbt_project import prepare_manifest  # noqa: E402
+
+prepare_manifest(force=True)

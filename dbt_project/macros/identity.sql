@@ -26,3 +26,20 @@
         substr({{ national }}, 1, 3) || '****' || {{ dbt.right(expr, 4) }}
     end
 {%- endmacro %}
+
+{# HMAC-SHA256 of a text value, from the key pads in private.hmac_key (joined as `key`). #}
+{% macro hmac_sha256(expr, key='hmac_key') -%}
+    {{ return(adapter.dispatch('hmac_sha256', 'cdp')(expr, key)) }}
+{%- endmacro %}
+
+{% macro default__hmac_sha256(expr, key) -%}
+    case when {{ expr }} is not null then
+        lower(hex(sha2(concat({{ key }}.opad, unhex(sha2(concat({{ key }}.ipad, cast({{ expr }} as binary)), 256))), 256)))
+    end
+{%- endmacro %}
+
+{% macro duckdb__hmac_sha256(expr, key) -%}
+    case when {{ expr }} is not null then
+        sha256({{ key }}.opad || unhex(sha256({{ key }}.ipad || encode({{ expr }}))))
+    end
+{%- endmacro %}

@@ -1,5 +1,6 @@
 -- The customer 360, first cut: one row per unified customer with masked contact values,
--- activity by channel, purchases, service contacts and consent. No clear-text personal data.
+-- activity by channel, purchases, service contacts and consent. No clear-text personal data:
+-- contact values appear only as keyed hashes (for joins) and masked (for people).
 with linked as (
     select * from {{ ref('int_touchpoints_linked') }} where customer_id is not null
 ),
@@ -69,6 +70,8 @@ select
     activity.customer_id,
     identifiers.member_id,
     identifiers.member_id is not null as is_member,
+    keys.email_key,
+    keys.phone_key,
     {{ mask_email('identifiers.email') }} as email_masked,
     {{ mask_phone('identifiers.phone') }} as phone_masked,
     first_touch.acquisition_channel,
@@ -89,6 +92,7 @@ select
     cast(coalesce(open_tickets.open_tickets, 0) as integer) as open_tickets
 from activity
 left join identifiers on activity.customer_id = identifiers.customer_id
+left join {{ ref('int_customer_keys') }} as keys on activity.customer_id = keys.customer_id
 left join first_touch on activity.customer_id = first_touch.customer_id
 left join purchases on activity.customer_id = purchases.customer_id
 left join open_tickets on activity.customer_id = open_tickets.customer_id
