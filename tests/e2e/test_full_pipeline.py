@@ -37,6 +37,16 @@ def _checksums(path) -> dict[str, tuple]:
 
 
 _FIXTURE_INSTANCE: dict = {}
+EARLY_END = E2E_END - timedelta(days=45)
+
+
+def _ids(path) -> dict[str, tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {node: (customer_id, assigned_on) for node, customer_id, assigned_on in con.execute(
+            "select node, customer_id, assigned_on from intermediate.int_customer_ids_assigned").fetchall()}
+    finally:
+        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +61,9 @@ def two_runs():
     # An in-memory Dagster instance: the pipeline is the same, the event log just is not on disk.
     instance = dg.DagsterInstance.ephemeral()
     with demo_source_systems(settings):
+        # A run that ends earlier first, so the full runs grow customers from an existing state.
+        early_ok = materialize_range(start, EARLY_END.isoformat(), instance)
+        _FIXTURE_INSTANCE["early_ids"] = _ids(settings.warehouse_path) if early_ok else None
         first_ok = materialize_range(start, E2E_END.isoformat(), instance)
         first = _checksums(settings.warehouse_path) if first_ok else None
         first_serve = settings.serve_path.read_bytes() if first_ok else None
@@ -181,7 +194,7 @@ def test_identity_resolution_is_accurate_against_the_ground_truth(two_runs):
 def test_dagster_event_log_has_no_clear_text_contacts(two_runs):
     instance = _FIXTURE_INSTANCE["instance"]
     runs = instance.get_runs()
-    assert len(runs) == 2
+    assert len(runs) == 3
     for run in runs:
         for record in instance.all_logs(run.run_id):
             text = (record.user_message or "") + repr(record.dagster_event)
@@ -209,3 +222,35 @@ def test_customer_keys_are_hmacs_with_the_pipeline_key(two_runs):
     assert rows
     for email_key, email in rows:
         assert email_key == hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
+
+
+def test_customer_ids_stay_stable_and_every_change_is_recorded(two_runs):
+    settings, _, _ = two_runs
+    early = _FIXTURE_INSTANCE["early_ids"]
+    assert early, "the earlier run failed"
+    now = _ids(settings.warehouse_path)
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        changes = con.execute(
+            "select from_customer_id, into_customer_id, change_type from intermediate.int_customer_id_changes"
+        ).fetchall()
+    finally:
+        con.close()
+    recorded = {(f, i) for f, i, _ in changes}
+    kept = moved = 0
+    for node, (old_id, old_assigned) in early.items():
+        if node not in now:
+            continue
+        new_id, new_assigned = now[node]
+        if new_id == old_id:
+            kept += 1
+            assert new_assigned == old_assigned
+        else:
+            moved += 1
+            assert (old_id, new_id) in recorded, f"{old_id} -> {new_id} happened without a history row"
+    assert kept > 0.9 * len(early), "most identifiers must keep their customer id as data grows"
+    for from_id, into_id, change_type in changes:
+        if change_type == "merge":  # the older id survives
+            from_assigned = min(a for c, a in early.values() if c == from_id)
+            into_assigned = next(a for c, a in now.values() if c == into_id)
+            assert into_assigned <= from_assigned

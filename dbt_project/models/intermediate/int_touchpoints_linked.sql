@@ -14,9 +14,10 @@ with components as (
 node_customers as (
     select
         nodes.node,
-        case when components.is_known then 'C' || substr({{ dbt.hash('nodes.component') }}, 1, 12) end as customer_id
+        case when components.is_known then assigned.customer_id end as customer_id
     from {{ ref('int_identity_components') }} as nodes
     inner join components on nodes.component = components.component
+    inner join {{ ref('int_customer_ids_assigned') }} as assigned on nodes.node = assigned.node
 ),
 
 record_customer as (
