@@ -5,16 +5,6 @@ with linked as (
     select * from {{ ref('int_touchpoints_linked') }} where customer_id is not null
 ),
 
-identifiers as (
-    select
-        customer_id,
-        min(case when id_type = 'member_id' then id_value end) as member_id,
-        min(case when id_type = 'email' then id_value end) as email,
-        min(case when id_type = 'phone' then id_value end) as phone
-    from {{ ref('int_customer_identifiers') }}
-    group by customer_id
-),
-
 first_touch as (
     select customer_id, source_channel as acquisition_channel
     from (
@@ -68,12 +58,12 @@ members as (
 
 select
     activity.customer_id,
-    identifiers.member_id,
-    identifiers.member_id is not null as is_member,
-    keys.email_key,
-    keys.phone_key,
-    {{ mask_email('identifiers.email') }} as email_masked,
-    {{ mask_phone('identifiers.phone') }} as phone_masked,
+    contacts.member_id,
+    contacts.member_id is not null as is_member,
+    contacts.email_key,
+    contacts.phone_key,
+    contacts.email_masked,
+    contacts.phone_masked,
     first_touch.acquisition_channel,
     activity.first_seen_at,
     activity.last_seen_at,
@@ -91,9 +81,8 @@ select
     cast(activity.service_tickets as integer) as service_tickets,
     cast(coalesce(open_tickets.open_tickets, 0) as integer) as open_tickets
 from activity
-left join identifiers on activity.customer_id = identifiers.customer_id
-left join {{ ref('int_customer_keys') }} as keys on activity.customer_id = keys.customer_id
+left join {{ ref('int_customer_contacts') }} as contacts on activity.customer_id = contacts.customer_id
 left join first_touch on activity.customer_id = first_touch.customer_id
 left join purchases on activity.customer_id = purchases.customer_id
 left join open_tickets on activity.customer_id = open_tickets.customer_id
-left join members on identifiers.member_id = members.member_id
+left join members on contacts.member_id = members.member_id
