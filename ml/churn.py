@@ -28,6 +28,10 @@ from ml.features import FEATURES
 FeatureLoader = Callable[[date], pd.DataFrame]
 
 
+class InsufficientHistory(ValueError):
+    """Too little history to build labelled cut-offs for the horizon."""
+
+
 class ArtifactMismatch(ValueError):
     """A stored model's features differ from the features the scoring run builds."""
 
@@ -150,10 +154,6 @@ def train(load: FeatureLoader, first_day: date, as_of: date, config: ChurnConfig
             "numpy": np.__version__,
         },
     )
-
-
-class InsufficientHistory(ValueError):
-    """Too little history to build labelled cut-offs for the horizon."""
 
 
 def risk_band(probability: np.ndarray, config: ChurnConfig = ChurnConfig()) -> np.ndarray:
