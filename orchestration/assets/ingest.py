@@ -56,6 +56,7 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
                 "top_quarantine_reasons": dg.MetadataValue.json(dict(list(result.quarantine_reasons.items())[:5])),
                 "duration_s": round(result.duration_s, 2),
                 "rows_per_s": round(result.received / result.duration_s) if result.duration_s else 0,
+                "field_issues": dg.MetadataValue.json(result.field_issues),
                 "notes": "; ".join(result.notes) or "none",
             }
         )

@@ -44,6 +44,9 @@ class Channel:
     source_names: dict[str, str] = field(default_factory=dict)
     timestamps: tuple[str, ...] = ()
     amounts: tuple[str, ...] = ()
+    # contact fields: an invalid value keeps the row but is recorded in audit.field_issues
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
     accepted_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     # sql / rest: connection settings as declared (env-var names resolved by the connectors)
@@ -82,6 +85,8 @@ def _channel(name: str, spec: dict) -> Channel:
             source_names=dict(spec.get("source_names", {})),
             timestamps=tuple(spec.get("timestamps", [spec["event_time"]] if spec.get("event_time") else [])),
             amounts=tuple(spec.get("amounts", [])),
+            emails=tuple(spec.get("emails", [])),
+            phones=tuple(spec.get("phones", [])),
             accepted_values={k: tuple(v) for k, v in (spec.get("accepted_values") or {}).items()},
             rules=tuple(Rule(reason=r["reason"], when=r["when"]) for r in spec.get("rules", [])),
             options={k: v for k, v in spec.items() if k in ("url", "url_env", "table", "cursor", "base_url",
@@ -97,7 +102,7 @@ def _channel(name: str, spec: dict) -> Channel:
             raise CatalogError(f"catalog channel {name!r}: format {channel.format!r} is not one of {FILE_FORMATS}")
         if not channel.path or "{date}" not in channel.path:
             raise CatalogError(f"catalog channel {name!r}: a file channel needs a path containing {{date}}")
-    named = {channel.natural_key, *([channel.event_time] if channel.event_time else []), *channel.required, *channel.timestamps, *channel.amounts,
+    named = {channel.natural_key, *([channel.event_time] if channel.event_time else []), *channel.required, *channel.timestamps, *channel.amounts, *channel.emails, *channel.phones,
              *channel.accepted_values, *channel.source_names}
     unknown = named - set(columns)
     if unknown:

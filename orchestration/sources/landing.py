@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import duckdb
 
 from orchestration.sources.catalog import Channel
-from orchestration.sources.rules import lit, q, quarantine_reason
+from orchestration.sources.rules import field_issues, lit, q, quarantine_reason
 
 METADATA_COLUMNS = "_partition_date DATE, _source_location VARCHAR, _source_row BIGINT"
 
@@ -31,6 +31,8 @@ class LoadResult:
     accepted: int = 0
     quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    # accepted rows with a contact value staging will drop: "field: reason" -> rows
+    field_issues: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
 
@@ -51,6 +53,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS quarantine.{q(channel.name)} (record VARCHAR, reason VARCHAR, "
         f"{METADATA_COLUMNS}, _load_id VARCHAR, _loaded_at TIMESTAMP)"
+    )
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS audit.field_issues (
+            channel VARCHAR, field VARCHAR, reason VARCHAR, {METADATA_COLUMNS}, _load_id VARCHAR, _loaded_at TIMESTAMP)"""
     )
     con.execute(
         """CREATE TABLE IF NOT EXISTS audit.load_ledger (
@@ -78,6 +84,7 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
     try:
         con.execute(f"DELETE FROM raw.{table} WHERE {window}")
         con.execute(f"DELETE FROM quarantine.{table} WHERE {window}")
+        con.execute(f"DELETE FROM audit.field_issues WHERE channel = ? AND {window}", [channel.name])
         con.execute(
             f"INSERT INTO raw.{table} SELECT {select}, _partition_date, _source_location, _source_row, ?, ? "
             f"FROM _incoming WHERE ({reason}) IS NULL",
@@ -90,6 +97,20 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
             "UNION ALL SELECT record, reason, _partition_date, _source_location, _source_row, ?, ? FROM _incoming_rejects",
             [result.load_id, loaded_at, result.load_id, loaded_at],
         )
+        # Recorded without the value: the issue log must not become a copy of the personal data.
+        for column, issue, condition in field_issues(channel):
+            con.execute(
+                f"INSERT INTO audit.field_issues SELECT ?, ?, ?, _partition_date, _source_location, _source_row, ?, ? "
+                f"FROM _incoming WHERE ({reason}) IS NULL AND ({condition})",
+                [channel.name, column, issue, result.load_id, loaded_at],
+            )
+        result.field_issues = {
+            f"{column}: {issue}": n
+            for column, issue, n in con.execute(
+                "SELECT field, reason, count(*) FROM audit.field_issues WHERE _load_id = ? GROUP BY 1, 2 ORDER BY 1, 2",
+                [result.load_id],
+            ).fetchall()
+        }
         incoming, rejected = con.execute(
             "SELECT (SELECT count(*) FROM _incoming), (SELECT count(*) FROM _incoming_rejects)"
         ).fetchone()

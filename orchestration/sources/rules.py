@@ -69,3 +69,23 @@ def quarantine_reason(channel: Channel) -> str:
     for rule in channel.rules:
         checks.append(f"WHEN ({rule.when}) THEN {lit(rule.reason)}")
     return "CASE " + " ".join(checks) + " END" if checks else "NULL"
+
+
+FULL_WIDTH_DIGITS = "０１２３４５６７８９"
+# Same acceptance as the staging macros normalize_email / normalize_phone (default country 86).
+VALID_EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+
+
+def field_issues(channel: Channel) -> list[tuple[str, str, str]]:
+    """(field, reason, SQL condition) for contact values staging will drop as invalid."""
+    issues = []
+    for column in channel.emails:
+        value = f"nullif(trim({q(column)}), '')"
+        issues.append((column, "invalid email",
+                       f"{value} IS NOT NULL AND NOT regexp_full_match(lower({value}), {lit(VALID_EMAIL)})"))
+    for column in channel.phones:
+        value = f"nullif(trim({q(column)}), '')"
+        digits = f"regexp_replace(translate({value}, {lit(FULL_WIDTH_DIGITS)}, '0123456789'), '[^0-9]', '', 'g')"
+        valid = f"(length({digits}) = 13 AND {digits} LIKE '86%') OR (length({digits}) = 11 AND {digits} LIKE '1%')"
+        issues.append((column, "invalid phone", f"{value} IS NOT NULL AND NOT ({valid})"))
+    return issues

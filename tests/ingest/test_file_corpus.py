@@ -197,3 +197,22 @@ def test_catalog_rejects_fields_outside_its_columns(tmp_path):
                    "    natural_key: b\n    event_time: a\n")
     with pytest.raises(CatalogError, match="not in its columns"):
         load_catalog(bad)
+
+
+def test_invalid_contacts_keep_the_row_and_are_logged_without_the_value(tmp_path, con):
+    rows = [
+        "O1,2026-10-01T10:00:00Z,M1,not-an-email,138-0013-8000,D1,1.00,CNY,completed",  # bad email
+        "O2,2026-10-01T10:00:00Z,M1, A.Lee@Example.COM ,12345,D1,1.00,CNY,completed",    # bad phone
+        "O3,2026-10-01T10:00:00Z,M1,b@x.com,１３８００１３８０００,D1,1.00,CNY,completed",      # full-width: fine
+        "O4,2026-10-01T10:00:00Z,M1,c@x.com,+86 13800138000,D1,1.00,CNY,completed",      # E.164: fine
+    ]
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "\n".join(rows) + "\n")
+    result = load(con, ORDERS, tmp_path)
+    assert result.accepted == 4
+    assert result.field_issues == {"email: invalid email": 1, "phone: invalid phone": 1}
+    logged = con.execute("select * from audit.field_issues order by _source_row").fetchall()
+    assert [(r[1], r[2], r[5]) for r in logged] == [("email", "invalid email", 1), ("phone", "invalid phone", 2)]
+    assert "not-an-email" not in repr(logged) and "12345" not in repr(logged)
+    # Re-loading the day replaces its issues instead of adding to them.
+    load(con, ORDERS, tmp_path, load_id="load-2")
+    assert con.execute("select count(*) from audit.field_issues").fetchone()[0] == 2
