@@ -123,8 +123,9 @@ def test_unification_links_channels(two_runs):
 
 
 EMAIL = re.compile(rb"[A-Za-z0-9._%+-]{2,}@[A-Za-z0-9-]+\.[A-Za-z]{2,}")
-# CN mobiles, national or E.164; not digit runs inside hex digests (the keyed hashes).
-PHONE = re.compile(rb"(?<![0-9a-fA-F])(?:\+?86)?1[3-9][0-9]{9}(?![0-9a-fA-F])")
+# CN mobiles, national or E.164; not digit runs inside hex digests (the keyed hashes) or the
+# decimals of a float (an event timestamp or duration such as 0.13912345678).
+PHONE = re.compile(rb"(?<![0-9a-fA-F.])(?:\+?86)?1[3-9][0-9]{9}(?![0-9a-fA-F])")
 
 
 def test_serve_file_has_no_clear_text_contacts(two_runs):
