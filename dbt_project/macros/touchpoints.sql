@@ -17,3 +17,13 @@
         cast({{ amount }} as decimal(18, 2)) as amount
     from {{ ref(relation) }}
 {% endmacro %}
+
+{# Channels whose records become touchpoints (one first/last-seen pair each on the profile). #}
+{% macro touchpoint_channels() -%}
+    {{ return(['crm_members', 'web_events', 'app_events', 'mini_program_events', 'social_interactions', 'pos_purchases', 'online_orders', 'service_tickets', 'email_events']) }}
+{%- endmacro %}
+
+{# Channels the business may contact a customer on, in order of preference when engagement ties. #}
+{% macro contact_channels() -%}
+    {{ return(var('contact_channels')) }}
+{%- endmacro %}

@@ -114,7 +114,7 @@ def test_unification_links_channels(two_runs):
     try:
         customers = con.execute("select count(*) from customers").fetchone()[0]
         multi_channel = con.execute(
-            "select avg(case when last_web_at is not null and order_count > 0 then 1.0 else 0 end) from customers"
+            "select avg(case when last_web_events_at is not null and order_count > 0 then 1.0 else 0 end) from customers"
         ).fetchone()[0]
     finally:
         con.close()

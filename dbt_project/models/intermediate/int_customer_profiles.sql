@@ -1,0 +1,130 @@
+-- Everything known about each unified customer before value tags: masked contact values,
+-- activity by channel, purchases, service contacts and consent. The value marts read this, and
+-- `customers` adds their tags, so tags never feed back into their own inputs.
+-- No clear-text personal data: contact values appear only as keyed hashes and masked.
+with linked as (
+    select * from {{ ref('int_touchpoints_linked') }} where customer_id is not null
+),
+
+first_touch as (
+    select customer_id, source_channel as acquisition_channel
+    from (
+        select
+            customer_id,
+            source_channel,
+            row_number() over (partition by customer_id order by occurred_at, record_key) as touch_rank
+        from linked
+        where occurred_at is not null
+    ) as ranked
+    where touch_rank = 1
+),
+
+activity as (
+    select
+        customer_id,
+        min(occurred_at) as first_seen_at,
+        max(occurred_at) as last_seen_at,
+        {%- for channel in touchpoint_channels() %}
+        min(case when source_channel = '{{ channel }}' then occurred_at end) as first_{{ channel }}_at,
+        max(case when source_channel = '{{ channel }}' then occurred_at end) as last_{{ channel }}_at,
+        {%- endfor %}
+        max(case when touch_type = 'login' then occurred_at end) as last_login_at,
+        count(case when source_channel = 'service_tickets' then 1 end) as service_tickets
+    from linked
+    group by customer_id
+),
+
+purchases as (
+    select
+        customer_id,
+        count(*) as order_count,
+        sum(amount) as total_spend,
+        min(ordered_at) as first_order_at,
+        max(ordered_at) as last_order_at
+    from {{ ref('orders') }}
+    where is_purchase and customer_id is not null
+    group by customer_id
+),
+
+open_tickets as (
+    select linked.customer_id, count(*) as open_tickets
+    from {{ ref('stg_helpdesk__tickets') }} as tickets
+    inner join linked on linked.record_key = 'service_tickets:' || tickets.ticket_id
+    where tickets.status = 'open'
+    group by linked.customer_id
+),
+
+members as (
+    select member_id, registered_at from {{ ref('stg_crm__members') }}
+),
+
+consents as (
+    select
+        customer_id,
+        {%- for channel in contact_channels() %}
+        max(case when contact_channel = '{{ channel }}' and consented then 1 else 0 end) = 1 as consent_{{ channel }},
+        max(case when contact_channel = '{{ channel }}' then stated_at end) as consent_{{ channel }}_at,
+        {%- endfor %}
+        max(stated_at) as consent_updated_at
+    from {{ ref('int_customer_consents') }}
+    group by customer_id
+),
+
+preferred as (
+    select customer_id, contact_channel as preferred_channel
+    from (
+        select
+            consents.customer_id,
+            consents.contact_channel,
+            row_number() over (
+                partition by consents.customer_id
+                order by coalesce(engagement.touches, 0) desc,
+                {%- for channel in contact_channels() %}
+                    case when consents.contact_channel = '{{ channel }}' then {{ loop.index }} end{% if not loop.last %} +{% endif %}
+                {%- endfor %}
+            ) as preference_rank
+        from {{ ref('int_customer_consents') }} as consents
+        left join {{ ref('int_customer_engagement') }} as engagement
+            on consents.customer_id = engagement.customer_id and consents.contact_channel = engagement.contact_channel
+        where consents.consented
+    ) as ranked
+    where preference_rank = 1
+)
+
+select
+    activity.customer_id,
+    contacts.member_id,
+    contacts.member_id is not null as is_member,
+    contacts.email_key,
+    contacts.phone_key,
+    contacts.email_masked,
+    contacts.phone_masked,
+    first_touch.acquisition_channel,
+    activity.first_seen_at,
+    activity.last_seen_at,
+    {%- for channel in touchpoint_channels() %}
+    activity.first_{{ channel }}_at,
+    activity.last_{{ channel }}_at,
+    {%- endfor %}
+    activity.last_login_at,
+    members.registered_at,
+    {%- for channel in contact_channels() %}
+    coalesce(consents.consent_{{ channel }}, false) as consent_{{ channel }},
+    consents.consent_{{ channel }}_at,
+    {%- endfor %}
+    consents.consent_updated_at,
+    preferred.preferred_channel,
+    cast(coalesce(purchases.order_count, 0) as integer) as order_count,
+    cast(coalesce(purchases.total_spend, 0) as decimal(18, 2)) as total_spend,
+    purchases.first_order_at,
+    purchases.last_order_at,
+    cast(activity.service_tickets as integer) as service_tickets,
+    cast(coalesce(open_tickets.open_tickets, 0) as integer) as open_tickets
+from activity
+left join {{ ref('int_customer_contacts') }} as contacts on activity.customer_id = contacts.customer_id
+left join first_touch on activity.customer_id = first_touch.customer_id
+left join purchases on activity.customer_id = purchases.customer_id
+left join open_tickets on activity.customer_id = open_tickets.customer_id
+left join members on contacts.member_id = members.member_id
+left join consents on activity.customer_id = consents.customer_id
+left join preferred on activity.customer_id = preferred.customer_id
