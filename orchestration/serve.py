@@ -17,6 +17,7 @@ SERVED_TABLES: dict[str, tuple[str, str]] = {
     "customers": ("marts.customers", "customer_id"),
     "orders": ("marts.orders", "order_id"),
     "customer_rfm": ("marts.customer_rfm", "customer_id"),
+    "customer_source_keys": ("marts.customer_source_keys", "customer_id, source_key_type, source_key"),
     "customer_scores": ("ml.customer_scores", "customer_id"),
 }
 

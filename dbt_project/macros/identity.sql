@@ -3,13 +3,22 @@
     {{ return(['member_id', 'email', 'phone', 'loyalty_card', 'open_id', 'social_handle', 'device_id']) }}
 {%- endmacro %}
 
-{# True when a value is a placeholder listed in vars.identity.blocklist for its type. #}
-{% macro is_blocklisted(id_type, expr) -%}
+{# Why a value is a placeholder rather than an identity (vars.identity.blocklist and
+   blocklist_patterns for its type), or null when it is usable. #}
+{% macro blocklist_reason(id_type, expr) -%}
     {%- set values = var('identity')['blocklist'].get(id_type, []) -%}
-    {%- if values -%}
-        lower({{ expr }}) in ({% for v in values %}'{{ v | lower }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    {%- set patterns = var('identity')['blocklist_patterns'].get(id_type, []) -%}
+    {%- if not (values or patterns) -%}
+    cast(null as {{ dbt.type_string() }})
     {%- else -%}
-        false
+    case
+        {%- if values %}
+        when lower({{ expr }}) in ({% for v in values %}'{{ v | lower }}'{% if not loop.last %}, {% endif %}{% endfor %}) then 'blocklisted value'
+        {%- endif %}
+        {%- for pattern in patterns %}
+        when {{ regexp_like('lower(' ~ expr ~ ')', pattern) }} then 'blocklisted pattern {{ pattern | replace("'", "") }}'
+        {%- endfor %}
+    end
     {%- endif -%}
 {%- endmacro %}
 

@@ -1,4 +1,5 @@
--- One row per (record, identifier) pair; placeholders from the blocklist are left out here.
+-- One row per (record, identifier) pair; placeholders from the blocklist are left out here
+-- (int_identity_links_dropped keeps them with the reason).
 with touchpoints as (
     select * from {{ ref('int_touchpoints_unioned') }}
 )
@@ -12,6 +13,6 @@ select
     {{ loop.index }} as id_priority
 from touchpoints
 where {{ id_type }} is not null
-  and not ({{ is_blocklisted(id_type, id_type) }})
+  and {{ blocklist_reason(id_type, id_type) }} is null
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

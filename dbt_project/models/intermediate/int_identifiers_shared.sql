@@ -1,36 +1,78 @@
--- Over-merge guard: a device or phone that appears with several different members or emails
--- belongs to a household tablet or a shop counter, not to one person. It stops linking.
-{% set max_people = var('identity')['max_people_per_shared_identifier'] %}
+-- Over-merge guards: identifiers that must not link records although they are valid values.
+--   limit     – seen with more distinct identifiers of a stronger type than one profile may
+--               hold (a family tablet used by two members, an inbox shared by two members).
+--               Priority decides who yields: the weaker identifier stops linking.
+--   frequency – on more orders of one channel in one day than a shopper places (a shop
+--               assistant's phone typed for walk-ins).
+-- One row per identifier that stops linking, with every guard that fired.
+{% set identity = var('identity') %}
+{% set limits = identity['max_per_profile'] %}
+{% set str = dbt.type_string() %}
 
 with observed as (
     select * from {{ ref('int_identifiers_observed') }}
 ),
 
-weak as (
-    select record_key, node, id_type from observed where id_type in ('device_id', 'phone')
-),
-
-strong as (
-    select record_key, node, id_type from observed where id_type in ('member_id', 'email')
-),
-
-people_per_identifier as (
+co_occurring as (
     select
-        weak.node,
-        weak.id_type,
-        count(distinct case when strong.id_type = 'member_id' then strong.node end) as members_seen,
-        count(distinct case when strong.id_type = 'email' then strong.node end) as emails_seen
-    from weak
-    inner join strong on weak.record_key = strong.record_key
-    group by weak.node, weak.id_type
+        weaker.node,
+        weaker.id_type,
+        stronger.id_type as stronger_type,
+        count(distinct stronger.node) as stronger_seen
+    from observed as weaker
+    inner join observed as stronger
+        on weaker.record_key = stronger.record_key and stronger.id_priority < weaker.id_priority
+    where stronger.id_type in ({% for t in limits %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    group by weaker.node, weaker.id_type, stronger.id_type
+),
+
+over_limit as (
+    select
+        node,
+        id_type,
+        'limit' as guard,
+        'seen with ' || cast(stronger_seen as {{ str }}) || ' ' || stronger_type || ' values, limit '
+            || cast(case {% for t, n in limits.items() %}when stronger_type = '{{ t }}' then {{ n }} {% endfor %}end as {{ str }}) as reason
+    from co_occurring
+    where stronger_seen > case {% for t, n in limits.items() %}when stronger_type = '{{ t }}' then {{ n }} {% endfor %}end
+),
+
+orders_per_day as (
+    select
+        observed.node,
+        observed.id_type,
+        touchpoints.source_channel,
+        cast(touchpoints.occurred_at as date) as occurred_on,
+        count(*) as orders
+    from observed
+    inner join {{ ref('int_touchpoints_unioned') }} as touchpoints on observed.record_key = touchpoints.record_key
+    where touchpoints.touch_type = 'order'
+    group by observed.node, observed.id_type, touchpoints.source_channel, cast(touchpoints.occurred_at as date)
+),
+
+too_frequent as (
+    select
+        node,
+        id_type,
+        'frequency' as guard,
+        'on up to ' || cast(max(orders) as {{ str }}) || ' ' || min(source_channel) || ' orders a day, limit '
+            || '{{ identity["max_orders_per_day"] }}' as reason
+    from orders_per_day
+    where orders > {{ identity['max_orders_per_day'] }}
+    group by node, id_type
+),
+
+guarded as (
+    select node, id_type, guard, reason from over_limit
+    union all
+    select node, id_type, guard, reason from too_frequent
 )
 
 select
     node,
     id_type,
-    members_seen,
-    emails_seen,
-    'shared: seen with ' || cast(members_seen as {{ dbt.type_string() }}) || ' members and '
-        || cast(emails_seen as {{ dbt.type_string() }}) || ' emails' as reason
-from people_per_identifier
-where members_seen > {{ max_people }} or emails_seen > {{ max_people }}
+    min(guard) as guard,
+    min(reason) as reason,
+    count(*) as guards_fired
+from guarded
+group by node, id_type
