@@ -21,6 +21,7 @@ class PathsResource(dg.ConfigurableResource):
     landing_dir: str
     serve_path: str
     model_dir: str
+    erasure_requests: str
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
@@ -35,5 +36,6 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
             landing_dir=str(settings.landing_dir),
             serve_path=str(settings.serve_path),
             model_dir=str(settings.model_dir),
+            erasure_requests=str(settings.erasure_requests),
         ),
     }

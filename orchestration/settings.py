@@ -22,6 +22,7 @@ class Settings:
     warehouse_path: Path
     serve_path: Path
     model_dir: Path
+    erasure_requests: Path
     start_date: date
 
     @classmethod
@@ -33,5 +34,6 @@ class Settings:
             warehouse_path=Path(os.environ.get("CDP_WAREHOUSE_PATH", data_dir / "warehouse.duckdb")).resolve(),
             serve_path=Path(os.environ.get("CDP_SERVE_PATH", data_dir / "serve.duckdb")).resolve(),
             model_dir=Path(os.environ.get("CDP_MODEL_DIR", data_dir / "models")).resolve(),
+            erasure_requests=Path(os.environ.get("CDP_ERASURE_REQUESTS", data_dir / "privacy" / "erasure_requests.csv")).resolve(),
             start_date=date.fromisoformat(os.environ.get("CDP_START_DATE", DEFAULT_START_DATE)),
         )

@@ -49,6 +49,8 @@ class Channel:
     phones: tuple[str, ...] = ()
     accepted_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
+    # a child channel (order lines, ticket messages): (parent channel, column holding its key)
+    belongs_to: tuple[str, str] | None = None
     # sql / rest: connection settings as declared (env-var names resolved by the connectors)
     options: dict = field(default_factory=dict)
 
@@ -89,6 +91,7 @@ def _channel(name: str, spec: dict) -> Channel:
             phones=tuple(spec.get("phones", [])),
             accepted_values={k: tuple(v) for k, v in (spec.get("accepted_values") or {}).items()},
             rules=tuple(Rule(reason=r["reason"], when=r["when"]) for r in spec.get("rules", [])),
+            belongs_to=(spec["belongs_to"]["channel"], spec["belongs_to"]["key"]) if spec.get("belongs_to") else None,
             options={k: v for k, v in spec.items() if k in ("url", "url_env", "table", "cursor", "base_url",
                                                            "base_url_env", "endpoint", "token_env", "pagination",
                                                            "page_size")},
@@ -103,7 +106,8 @@ def _channel(name: str, spec: dict) -> Channel:
         if not channel.path or "{date}" not in channel.path:
             raise CatalogError(f"catalog channel {name!r}: a file channel needs a path containing {{date}}")
     named = {channel.natural_key, *([channel.event_time] if channel.event_time else []), *channel.required, *channel.timestamps, *channel.amounts, *channel.emails, *channel.phones,
-             *channel.accepted_values, *channel.source_names}
+             *channel.accepted_values, *channel.source_names,
+             *([channel.belongs_to[1]] if channel.belongs_to else [])}
     unknown = named - set(columns)
     if unknown:
         raise CatalogError(f"catalog channel {name!r} names fields that are not in its columns: {sorted(unknown)}")

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from orchestration.erasure import drop_erased
 from orchestration.sources.catalog import Channel
 from orchestration.sources.rules import field_issues, lit, q, quarantine_reason
 
@@ -82,6 +83,9 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
     window = f"_partition_date BETWEEN DATE {lit(result.partition_start)} AND DATE {lit(result.partition_end)}"
     con.execute("BEGIN TRANSACTION")
     try:
+        erased = drop_erased(con, channel)
+        if erased:
+            result.notes.append(f"{erased} rows of erased people not landed")
         con.execute(f"DELETE FROM raw.{table} WHERE {window}")
         con.execute(f"DELETE FROM quarantine.{table} WHERE {window}")
         con.execute(f"DELETE FROM audit.field_issues WHERE channel = ? AND {window}", [channel.name])

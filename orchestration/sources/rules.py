@@ -18,8 +18,7 @@ FUTURE_TOLERANCE_DAYS = 2
 
 @lru_cache(maxsize=1)
 def timestamp_formats() -> tuple[str, ...]:
-    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
-    return tuple(project["vars"]["timestamp_formats"])
+    return tuple(_project_vars()["timestamp_formats"])
 
 
 def q(identifier: str) -> str:
@@ -76,16 +75,39 @@ FULL_WIDTH_DIGITS = "０１２３４５６７８９"
 VALID_EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 
 
+@lru_cache(maxsize=1)
+def _project_vars() -> dict:
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
+
+
+def cleaned_text(expr: str) -> str:
+    """SQL twin of the dbt macro clean_text: trimmed, control characters removed, full-width
+    digits folded, empty -> NULL."""
+    folded = f"translate({expr}, {lit(FULL_WIDTH_DIGITS)}, '0123456789')"
+    return f"nullif(trim(regexp_replace({folded}, '[[:cntrl:]]', '', 'g')), '')"
+
+
+def normalized_email(expr: str) -> str:
+    """SQL twin of the dbt macro normalize_email (NULL when not an email)."""
+    value = f"lower(trim({expr}))"
+    return f"CASE WHEN regexp_full_match({value}, {lit(VALID_EMAIL)}) THEN {value} END"
+
+
+def normalized_phone(expr: str) -> str:
+    """SQL twin of the dbt macro normalize_phone: E.164, or NULL when not a phone."""
+    cc = str(_project_vars()["default_phone_country_code"])
+    digits = f"regexp_replace(translate({expr}, {lit(FULL_WIDTH_DIGITS)}, '0123456789'), '[^0-9]', '', 'g')"
+    return (f"CASE WHEN length({digits}) = {11 + len(cc)} AND {digits} LIKE '{cc}%' THEN '+' || {digits} "
+            f"WHEN length({digits}) = 11 AND {digits} LIKE '1%' THEN '+{cc}' || {digits} END")
+
+
 def field_issues(channel: Channel) -> list[tuple[str, str, str]]:
     """(field, reason, SQL condition) for contact values staging will drop as invalid."""
     issues = []
     for column in channel.emails:
         value = f"nullif(trim({q(column)}), '')"
-        issues.append((column, "invalid email",
-                       f"{value} IS NOT NULL AND NOT regexp_full_match(lower({value}), {lit(VALID_EMAIL)})"))
+        issues.append((column, "invalid email", f"{value} IS NOT NULL AND {normalized_email(value)} IS NULL"))
     for column in channel.phones:
         value = f"nullif(trim({q(column)}), '')"
-        digits = f"regexp_replace(translate({value}, {lit(FULL_WIDTH_DIGITS)}, '0123456789'), '[^0-9]', '', 'g')"
-        valid = f"(length({digits}) = 13 AND {digits} LIKE '86%') OR (length({digits}) = 11 AND {digits} LIKE '1%')"
-        issues.append((column, "invalid phone", f"{value} IS NOT NULL AND NOT ({valid})"))
+        issues.append((column, "invalid phone", f"{value} IS NOT NULL AND {normalized_phone(value)} IS NULL"))
     return issues

@@ -1,6 +1,8 @@
 -- Every record from every channel in one shape: who it might be (identifiers) and what happened.
+-- Records of erased people are left out (erasure has normally deleted them from raw already).
 {% set str = dbt.type_string() %}
 
+select * from (
 
 {{ touchpoint_select('stg_crm__member_versions', 'crm_members', "member_id || '@' || cast(updated_at as " ~ str ~ ")", 'updated_at', "'profile'", email='email', phone='phone', loyalty_card='loyalty_card') }}
 union all
@@ -19,3 +21,8 @@ union all
 {{ touchpoint_select('stg_helpdesk__tickets', 'service_tickets', 'ticket_id', 'created_at', "'ticket'", email='email', phone='phone') }}
 union all
 {{ touchpoint_select('stg_messaging__events', 'email_events', 'event_id', 'event_at', "'message'", member_id='null', email='email', phone='phone') }}
+) as touchpoints
+where not exists (
+    select 1 from {{ source('private', 'erased_records') }} as erased
+    where erased.channel = touchpoints.source_channel and erased.record_id = touchpoints.source_record_id
+)

@@ -1,0 +1,235 @@
+"""Erasure ("right to be forgotten"): remove a person from everything the pipeline writes.
+
+Requests name a person by email, phone or member id in a CSV file (request_id, id_type,
+id_value, requested_at). Applying them:
+  1. resolves each request to the person's customer(s) through the last identity build, and
+     from there to every source record and every identifier of that person;
+  2. remembers what was erased without keeping it readable: source record keys
+     (private.erased_records) and keyed hashes of the identifiers (private.erased_keys);
+  3. deletes the person's rows from raw and quarantine, and their customer ids from the tables
+     that carry history from run to run (stable ids, id changes, snapshots). The dbt models that
+     rebuild from raw then no longer see them, and the serve file is written anew.
+Landing calls `drop_erased` on every delivery, so a backfill that re-reads old source files
+cannot bring the person back."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from orchestration.sources.catalog import Channel
+from orchestration.sources.rules import cleaned_text, lit, normalized_email, normalized_phone, q
+
+ID_TYPES = ("email", "phone", "member_id")
+REQUEST_COLUMNS = ("request_id", "id_type", "id_value")
+# Tables rebuilt from raw on every run need no deletion; these keep rows from earlier runs.
+HISTORY_KEY_COLUMNS = ("customer_id", "from_customer_id", "into_customer_id")
+
+
+class ErasureRequestError(ValueError):
+    """The request file cannot be read as a whole (missing columns, not a CSV)."""
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    request_id: str
+    id_type: str
+    id_value: str
+    requested_at: str | None
+
+
+@dataclass
+class ErasureResult:
+    requests: int = 0
+    applied: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)  # request_id -> reason (never the value)
+    unmatched: int = 0
+    customers: int = 0
+    records: int = 0
+    rows_deleted: dict[str, int] = field(default_factory=dict)
+
+
+def read_requests(path: Path) -> tuple[list[ErasureRequest], dict[str, str]]:
+    """Valid requests and, per rejected request id, the reason. A missing file means none."""
+    if not path.exists():
+        return [], {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REQUEST_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ErasureRequestError(f"{path.name}: missing column(s) {', '.join(missing)}; "
+                                      f"expected {', '.join(REQUEST_COLUMNS)}[, requested_at]")
+        requests, rejected = [], {}
+        for line, row in enumerate(reader, start=2):
+            request_id = (row.get("request_id") or "").strip() or f"line {line}"
+            id_type = (row.get("id_type") or "").strip().lower()
+            value = (row.get("id_value") or "").strip()
+            if id_type not in ID_TYPES:
+                rejected[request_id] = f"id_type must be one of {', '.join(ID_TYPES)}"
+            elif not value:
+                rejected[request_id] = "id_value is empty"
+            else:
+                requests.append(ErasureRequest(request_id, id_type, value, (row.get("requested_at") or "").strip() or None))
+        return requests, rejected
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS private")
+    con.execute("""CREATE TABLE IF NOT EXISTS private.erased_records (
+        channel VARCHAR, record_id VARCHAR, request_id VARCHAR, erased_at TIMESTAMP)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS private.erased_keys (
+        id_type VARCHAR, value_key VARCHAR, request_id VARCHAR, erased_at TIMESTAMP)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS private.erasure_log (
+        request_id VARCHAR, id_type VARCHAR, requested_at VARCHAR, customers INTEGER, records INTEGER,
+        applied_at TIMESTAMP)""")
+
+
+def _hmac(expr: str) -> str:
+    # Same construction as the dbt macro hmac_sha256, from the pads in private.hmac_key.
+    return f"sha256((SELECT opad FROM private.hmac_key) || unhex(sha256((SELECT ipad FROM private.hmac_key) || encode({expr}))))"
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table]).fetchone()[0])
+
+
+def _normalized(id_type: str, expr: str) -> str:
+    return {"email": normalized_email, "phone": normalized_phone, "member_id": cleaned_text}[id_type](expr)
+
+
+def erased_predicate(channel: Channel, field_expr=q) -> str:
+    """SQL condition: this row (fields via `field_expr`) belongs to an erased person."""
+    key = cleaned_text(field_expr(channel.natural_key))
+    conditions = [f"{key} IN (SELECT record_id FROM private.erased_records WHERE channel = {lit(channel.name)})"]
+    if channel.belongs_to:
+        parent, column = channel.belongs_to
+        conditions.append(f"{cleaned_text(field_expr(column))} IN "
+                          f"(SELECT record_id FROM private.erased_records WHERE channel = {lit(parent)})")
+    fields = [("email", c) for c in channel.emails] + [("phone", c) for c in channel.phones]
+    if "member_id" in channel.columns:
+        fields.append(("member_id", "member_id"))
+    for id_type, column in fields:
+        value = _normalized(id_type, field_expr(column))
+        conditions.append(f"{_hmac(value)} IN (SELECT value_key FROM private.erased_keys WHERE id_type = {lit(id_type)})")
+    return "(" + " OR ".join(conditions) + ")"
+
+
+def _json_field(column: str) -> str:
+    return f"json_extract_string(record, {lit('$.' + column)})"
+
+
+def drop_erased(con: duckdb.DuckDBPyConnection, channel: Channel) -> int:
+    """Remove erased people from a delivery being landed (_incoming); returns rows removed."""
+    ensure_tables(con)
+    if not _exists(con, "private", "hmac_key") or not con.execute(
+            "SELECT EXISTS (SELECT 1 FROM private.erased_records) OR EXISTS (SELECT 1 FROM private.erased_keys)").fetchone()[0]:
+        return 0
+    before = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
+    con.execute(f"DELETE FROM _incoming WHERE {erased_predicate(channel)}")
+    con.execute(f"DELETE FROM _incoming_rejects WHERE {erased_predicate(channel, _json_field)}")
+    return before - con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
+
+
+def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests: list[ErasureRequest]) -> ErasureResult:
+    """Apply the requests not applied before; returns counts only (no values)."""
+    ensure_tables(con)
+    result = ErasureResult(requests=len(requests))
+    done = {r for (r,) in con.execute("SELECT request_id FROM private.erasure_log").fetchall()}
+    pending = [r for r in requests if r.request_id not in done]
+    if not pending:
+        return result
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    con.execute("CREATE OR REPLACE TEMP TABLE _requests (request_id VARCHAR, id_type VARCHAR, id_value VARCHAR, requested_at VARCHAR)")
+    con.executemany("INSERT INTO _requests VALUES (?, ?, ?, ?)",
+                    [(r.request_id, r.id_type, r.id_value, r.requested_at) for r in pending])
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _requested AS
+        SELECT request_id, id_type, requested_at, CASE id_type
+            WHEN 'email' THEN {normalized_email('id_value')}
+            WHEN 'phone' THEN {normalized_phone('id_value')}
+            ELSE {cleaned_text('id_value')} END AS id_value
+        FROM _requests""")
+    for request_id, in con.execute("SELECT request_id FROM _requested WHERE id_value IS NULL").fetchall():
+        result.rejected[request_id] = "id_value is not a valid value of its id_type"
+    con.execute("DELETE FROM _requested WHERE id_value IS NULL")
+    result.applied = con.execute("SELECT count(*) FROM _requested").fetchone()[0]
+
+    # The person as the last identity build knows them: customers, identifiers, records.
+    con.execute("CREATE OR REPLACE TEMP TABLE _customers (request_id VARCHAR, customer_id VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE _identifiers AS SELECT request_id, id_type, id_value FROM _requested")
+    con.execute("CREATE OR REPLACE TEMP TABLE _records (request_id VARCHAR, channel VARCHAR, record_id VARCHAR)")
+    if _exists(con, "intermediate", "int_customer_identifiers"):
+        con.execute("""INSERT INTO _customers SELECT DISTINCT r.request_id, i.customer_id
+            FROM _requested r JOIN intermediate.int_customer_identifiers i USING (id_type, id_value)""")
+        con.execute("""INSERT INTO _identifiers SELECT DISTINCT c.request_id, i.id_type, i.id_value
+            FROM _customers c JOIN intermediate.int_customer_identifiers i USING (customer_id)""")
+    if _exists(con, "intermediate", "int_touchpoints_linked"):
+        con.execute("""INSERT INTO _records SELECT DISTINCT c.request_id, t.source_channel, t.source_record_id
+            FROM _customers c JOIN intermediate.int_touchpoints_linked t USING (customer_id)""")
+    if _exists(con, "intermediate", "int_identifiers_observed"):
+        con.execute("""INSERT INTO _records
+            SELECT DISTINCT i.request_id, split_part(o.record_key, ':', 1), substr(o.record_key, strpos(o.record_key, ':') + 1)
+            FROM _identifiers i JOIN intermediate.int_identifiers_observed o ON o.node = i.id_type || ':' || i.id_value""")
+    # CRM record keys carry the version (member@updated_at); the member id is the raw key.
+    con.execute("""INSERT INTO _records SELECT DISTINCT request_id, 'crm_members', id_value
+        FROM _identifiers WHERE id_type = 'member_id'""")
+
+    con.execute("""INSERT INTO private.erased_records
+        SELECT DISTINCT r.channel, r.record_id, min(r.request_id), ? FROM _records r
+        WHERE NOT EXISTS (SELECT 1 FROM private.erased_records e WHERE e.channel = r.channel AND e.record_id = r.record_id)
+        GROUP BY r.channel, r.record_id""", [now])
+    con.execute(f"""INSERT INTO private.erased_keys
+        SELECT id_type, {_hmac('id_value')}, min(request_id), ? FROM _identifiers
+        WHERE id_type IN ('email', 'phone', 'member_id')
+        GROUP BY id_type, id_value""", [now])
+
+    for channel in channels.values():
+        table = q(channel.name)
+        for schema, predicate in (("raw", erased_predicate(channel)), ("quarantine", erased_predicate(channel, _json_field))):
+            if _exists(con, schema, channel.name):
+                deleted = con.execute(f"DELETE FROM {schema}.{table} WHERE {predicate}").fetchone()[0]
+                if deleted:
+                    result.rows_deleted[f"{schema}.{channel.name}"] = int(deleted)
+    result.rows_deleted.update(_delete_history(con))
+
+    result.customers = con.execute("SELECT count(DISTINCT customer_id) FROM _customers").fetchone()[0]
+    result.records = con.execute("SELECT count(*) FROM (SELECT DISTINCT channel, record_id FROM _records)").fetchone()[0]
+    result.unmatched = con.execute(
+        "SELECT count(*) FROM _requested r WHERE NOT EXISTS (SELECT 1 FROM _customers c WHERE c.request_id = r.request_id)"
+    ).fetchone()[0]
+    con.execute("""INSERT INTO private.erasure_log
+        SELECT r.request_id, r.id_type, r.requested_at,
+               (SELECT count(DISTINCT customer_id) FROM _customers c WHERE c.request_id = r.request_id),
+               (SELECT count(DISTINCT x.channel || chr(0) || x.record_id) FROM _records x WHERE x.request_id = r.request_id), ?
+        FROM _requested r""", [now])
+    for name in ("_requests", "_requested", "_customers", "_identifiers", "_records"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    return result
+
+
+def _delete_history(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Delete the erased customers from every stored table outside raw/quarantine/private that
+    names customers (incremental history survives rebuilds), and their stable-id assignments."""
+    deleted = {}
+    tables = con.execute("""SELECT table_schema, table_name, list(column_name) FROM information_schema.columns
+        WHERE table_schema NOT IN ('raw', 'quarantine', 'private', 'main', 'information_schema', 'pg_catalog')
+          AND table_schema NOT LIKE 'temp%'
+          AND (table_schema, table_name) IN (SELECT table_schema, table_name FROM information_schema.tables
+                                             WHERE table_type = 'BASE TABLE')
+        GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()
+    for schema, table, columns in tables:
+        keys = [c for c in HISTORY_KEY_COLUMNS if c in columns]
+        conditions = [f"{q(c)} IN (SELECT customer_id FROM _customers)" for c in keys]
+        if "node" in columns:
+            conditions.append(f"{q('node')} IN (SELECT id_type || ':' || id_value FROM _identifiers)")
+        if not conditions:
+            continue
+        n = con.execute(f"DELETE FROM {q(schema)}.{q(table)} WHERE {' OR '.join(conditions)}").fetchone()[0]
+        if n:
+            deleted[f"{schema}.{table}"] = int(n)
+    return deleted

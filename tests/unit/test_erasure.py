@@ -1,0 +1,52 @@
+"""Erasure requests: the file is validated row by row; landing drops erased people's rows."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from orchestration.erasure import ErasureRequest, ErasureRequestError, apply, drop_erased, ensure_tables, read_requests
+from orchestration.privacy import install_key
+from orchestration.sources.catalog import load_catalog
+
+
+def test_request_file_rows_are_validated_one_by_one(tmp_path):
+    path = tmp_path / "requests.csv"
+    path.write_text("request_id,id_type,id_value,requested_at\n"
+                    "R1,Email, a@x.cn ,2026-11-01\nR2,passport,X1,\nR3,phone,,\n,member_id,M1,\n", encoding="utf-8")
+    requests, rejected = read_requests(path)
+    assert [(r.request_id, r.id_type, r.id_value) for r in requests] == [("R1", "email", "a@x.cn"), ("line 5", "member_id", "M1")]
+    assert set(rejected) == {"R2", "R3"}
+    assert "id_type" in rejected["R2"] and "empty" in rejected["R3"]
+
+
+def test_a_missing_file_means_no_requests_and_a_malformed_one_is_an_error(tmp_path):
+    assert read_requests(tmp_path / "absent.csv") == ([], {})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,value\n1,a@x.cn\n")
+    with pytest.raises(ErasureRequestError, match="missing column"):
+        read_requests(bad)
+
+
+def test_landing_drops_rows_of_erased_people_by_key_and_by_identifier():
+    channel = load_catalog()["online_orders"]
+    con = duckdb.connect()
+    install_key(con, b"k" * 32)
+    ensure_tables(con)
+    con.execute("CREATE SCHEMA raw")
+    # Applying a request with no identity build yet erases by the identifier itself.
+    result = apply(con, {}, [ErasureRequest("R1", "email", "Gone@Example.com", None)])
+    assert result.applied == 1 and result.unmatched == 1
+    con.execute("INSERT INTO private.erased_records VALUES ('online_orders', 'O9', 'R0', now())")
+    cols = ", ".join(f'"{c}" VARCHAR' for c in channel.columns)
+    con.execute(f"CREATE TEMP TABLE _incoming ({cols})")
+    con.execute("CREATE TEMP TABLE _incoming_rejects (record VARCHAR)")
+    rows = [("O1", " GONE@example.com "), ("O2", "kept@example.com"), ("O９ ", None), ("O3", None)]
+    for order_id, email in rows:
+        con.execute("INSERT INTO _incoming (order_id, email) VALUES (?, ?)", [order_id, email])
+    con.execute("""INSERT INTO _incoming_rejects VALUES ('{"order_id": "O4", "email": "gone@example.com"}'),
+                   ('{"order_id": "O5"}')""")
+    assert drop_erased(con, channel) == 2
+    assert [r for (r,) in con.execute("SELECT order_id FROM _incoming ORDER BY 1").fetchall()] == ["O2", "O3"]
+    assert con.execute("SELECT count(*) FROM _incoming_rejects").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM private.erased_keys WHERE value_key LIKE '%@%'").fetchone()[0] == 0
