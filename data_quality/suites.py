@@ -7,6 +7,11 @@ import great_expectations as gx
 E = gx.expectations
 
 ORDER_STATUSES = ["completed", "cancelled", "refunded"]
+SEGMENTS = ["champions", "loyal", "potential_loyalists", "new", "promising", "need_attention",
+            "about_to_sleep", "at_risk", "cant_lose_them", "hibernating", "lost"]
+LIFECYCLE_STAGES = ["prospect", "new", "active", "sleeping", "churned", "reactivated"]
+ACTIONS = ["service_follow_up", "one_to_one", "light_touch_offer", "repeat_purchase_incentive", "welcome_offer"]
+ACTION_CHANNELS = ["email", "sms", "wechat", "service_desk", "no_contact"]
 
 
 def raw_online_orders() -> list:
@@ -42,4 +47,57 @@ def customer_scores() -> list:
         E.ExpectColumnValuesToBeBetween(column="p_alive", min_value=0, max_value=1),
         E.ExpectColumnValuesToBeBetween(column="predicted_clv", min_value=0),
         E.ExpectColumnValuesToBeInSet(column="risk_band", value_set=["low", "medium", "high"]),
+    ]
+
+
+def segment_shares() -> list:
+    """Share of buyers per segment (a buyer without an RFM row shows as segment 'none'): every
+    buyer is segmented, shares are shares and add up to 1."""
+    return [
+        E.ExpectColumnValuesToBeInSet(column="segment", value_set=SEGMENTS),
+        E.ExpectColumnValuesToBeBetween(column="share", min_value=0, max_value=1),
+        E.ExpectColumnSumToBeBetween(column="share", min_value=0.999, max_value=1.001),
+    ]
+
+
+def customer_lifecycle() -> list:
+    """One stage per customer from the known set; stages never start in the future."""
+    return [
+        E.ExpectColumnValuesToBeUnique(column="customer_id"),
+        E.ExpectColumnValuesToBeInSet(column="lifecycle_stage", value_set=LIFECYCLE_STAGES),
+        E.ExpectColumnValuesToBeInSet(column="previous_stage", value_set=LIFECYCLE_STAGES),
+        E.ExpectColumnValuesToBeBetween(column="days_in_stage", min_value=0),
+        E.ExpectColumnValuesToBeBetween(column="churned_after_days", min_value=1),
+    ]
+
+
+def next_best_action() -> list:
+    """One action per customer, from the known treatments and channels."""
+    return [
+        E.ExpectColumnValuesToBeUnique(column="customer_id"),
+        E.ExpectColumnValuesToBeInSet(column="action", value_set=ACTIONS),
+        E.ExpectColumnValuesToBeInSet(column="channel", value_set=ACTION_CHANNELS),
+        E.ExpectColumnValuesToNotBeNull(column="reason"),
+    ]
+
+
+def kpi_daily() -> list:
+    """Dashboard numbers: counts and money not negative, rates within 0–1."""
+    expectations = [
+        E.ExpectColumnValuesToBeBetween(column="repurchase_rate", min_value=0, max_value=1),
+        E.ExpectColumnValuesToBeBetween(column="revenue", min_value=0),
+        E.ExpectColumnValuesToBeBetween(column="aov", min_value=0),
+    ]
+    for count in ("active_customers", "new_customers", "orders", "churned_customers", "reactivated_customers"):
+        expectations.append(E.ExpectColumnValuesToBeBetween(column=count, min_value=0))
+    return expectations
+
+
+def customer_value() -> list:
+    """Formula CLV inputs are not negative and the flag is always set."""
+    return [
+        E.ExpectColumnValuesToBeUnique(column="customer_id"),
+        E.ExpectColumnValuesToBeBetween(column="annual_spend", min_value=0),
+        E.ExpectColumnValuesToBeBetween(column="acquisition_cost", min_value=0),
+        E.ExpectColumnValuesToNotBeNull(column="clv_below_cac"),
     ]

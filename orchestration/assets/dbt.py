@@ -9,6 +9,25 @@ from orchestration.resources import WAREHOUSE_POOL
 
 # Views are not counted: counting a staging view over a large fact means scanning it again.
 COUNTED_LAYERS = {"intermediate", "marts", "reference"}
+# Marts whose distribution of customers a data engineer watches run to run: (schema, table) -> column.
+SHARE_COLUMNS = {("marts", "customer_rfm"): "segment", ("marts", "customer_lifecycle"): "lifecycle_stage"}
+
+
+def share_chart(shares: dict[str, float], width: int = 30) -> str:
+    """A Markdown bar chart of shares (largest first), readable in the Dagster UI."""
+    rows = [f"| {name} | {share:.1%} | {'█' * round(share * width)} |"
+            for name, share in sorted(shares.items(), key=lambda item: (-item[1], item[0]))]
+    return "| value | share | |\n|---|---:|---|\n" + "\n".join(rows)
+
+
+def share_metadata(con, relation: tuple[str, str], column: str) -> dict:
+    """Share of customers per value of `column`: counts only, no customer data."""
+    rows = con.execute(
+        f'select coalesce(cast("{column}" as varchar), \'none\'), count(*) from "{relation[0]}"."{relation[1]}" group by 1'
+    ).fetchall()
+    total = sum(n for _, n in rows) or 1
+    shares = {value: round(n / total, 4) for value, n in rows}
+    return {f"{column}_share": dg.MetadataValue.json(shares), f"{column}_share_chart": dg.MetadataValue.md(share_chart(shares))}
 
 
 @dbt_assets(
@@ -34,6 +53,9 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
                 if key.path[0] in COUNTED_LAYERS:
                     rows = con.execute(f'select count(*) from "{key.path[0]}"."{key.path[1]}"').fetchone()[0]
                     event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
+                if tuple(key.path) in SHARE_COLUMNS:
+                    shares = share_metadata(con, tuple(key.path), SHARE_COLUMNS[tuple(key.path)])
+                    event = event.with_metadata({**event.metadata, **shares})
             yield event
     if not invocation.is_successful():
         raise dg.Failure(description="dbt build failed: see the failed models and tests in this run's checks and logs")

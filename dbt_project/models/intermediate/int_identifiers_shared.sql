@@ -47,6 +47,7 @@ orders_per_day as (
     from observed
     inner join {{ ref('int_touchpoints_unioned') }} as touchpoints on observed.record_key = touchpoints.record_key
     where touchpoints.touch_type = 'order'
+      and observed.id_type in ({% for t in identity['frequency_guarded_types'] %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor %})
     group by observed.node, observed.id_type, touchpoints.source_channel, cast(touchpoints.occurred_at as date)
 ),
 

@@ -1,6 +1,7 @@
 -- RFM as of a date. Scores are 1 + floor(5 × percent_rank): equal values always get equal
 -- scores (a deterministic tie-break), and a dimension that collapses (most customers bought
--- once) puts the crowd at 1 instead of spreading identical customers over five scores.
+-- once) puts the crowd at 1 instead of spreading identical customers over five scores. A
+-- dimension with one value for everybody says nothing about anyone and scores a neutral 3.
 {% set rfm = var('rfm') %}
 {% set w = rfm['weights'] %}
 
@@ -36,9 +37,9 @@ with_recency as (
 scored as (
     select
         *,
-        least(5, 1 + cast(floor(5 * percent_rank() over (order by recency_days desc)) as integer)) as r_score,
-        least(5, 1 + cast(floor(5 * percent_rank() over (order by frequency)) as integer)) as f_score,
-        least(5, 1 + cast(floor(5 * percent_rank() over (order by monetary)) as integer)) as m_score
+        {{ rfm_quintile_score('recency_days', descending=true) }} as r_score,
+        {{ rfm_quintile_score('frequency') }} as f_score,
+        {{ rfm_quintile_score('monetary') }} as m_score
     from with_recency
 )
 
@@ -57,7 +58,8 @@ select
     cast(scored.r_score as {{ dbt.type_string() }}) || cast(scored.f_score as {{ dbt.type_string() }})
         || cast(scored.m_score as {{ dbt.type_string() }}) as rfm_cell,
     segment_map.segment,
-    segment_map.tier
+    segment_map.tier,
+    scored.last_purchase_date
 from scored
 inner join {{ ref('rfm_segment_map') }} as segment_map
     on scored.r_score = segment_map.r_score and scored.f_score = segment_map.f_score

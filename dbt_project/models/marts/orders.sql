@@ -39,6 +39,7 @@ select
     unioned.amount,
     unioned.currency,
     unioned.status,
-    unioned.status = 'completed' and unioned.amount > 0 as is_purchase
+    -- A completed free order (voucher, gift) is still a purchase occasion.
+    unioned.status = 'completed' and unioned.amount >= 0 as is_purchase
 from unioned
 left join {{ ref('int_touchpoints_linked') }} as linked on unioned.order_id = linked.record_key
