@@ -1,8 +1,8 @@
 """Churn model: time-split backtest of candidate models, champion by AUC, scoring with reasons.
 
-A model is trained on labelled cut-offs older than the holdout cut-off and judged on the
-holdout (the newest cut-off whose horizon is fully observed) — never a random split, since
-customers of the same period would leak into both sides.
+Models are trained on labelled cut-offs older than each holdout cut-off and judged on it
+(rolling origin over the newest cut-offs whose horizon is fully observed) — never a random
+split, since customers of the same period would leak into both sides.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from ml.config import ChurnConfig
 from ml.features import FEATURES
 
 FeatureLoader = Callable[[date], pd.DataFrame]
+# A label-free challenger: cut-off -> customer_id, churn_probability as of that cut-off.
+Challenger = Callable[[date], pd.DataFrame]
 
 
 class InsufficientHistory(ValueError):
@@ -95,14 +97,33 @@ class ChurnArtifact:
     explainer: Pipeline | None = None
     calibration: list[dict] = field(default_factory=list)
     library_versions: dict[str, str] = field(default_factory=dict)
+    trained_as_of: str = ""
+    holdout_cutoffs: list[str] = field(default_factory=list)
 
     @property
     def version(self) -> str:
         return f"{self.model_name}-{self.training_cutoffs[0] if self.training_cutoffs else 'none'}"
 
 
-def train(load: FeatureLoader, first_day: date, as_of: date, config: ChurnConfig = ChurnConfig()) -> ChurnArtifact:
-    """Backtest the candidates on the newest labelled cut-off, refit the champion on all cut-offs."""
+def _mean_metrics(folds: list[dict[str, float]]) -> dict[str, float]:
+    keys = [k for k in folds[0] if k != "n"]
+    merged = {k: float(np.nanmean([f[k] for f in folds])) for k in keys}
+    merged["n"] = int(sum(f["n"] for f in folds))
+    merged["folds"] = len(folds)
+    return merged
+
+
+def train(
+    load: FeatureLoader,
+    first_day: date,
+    as_of: date,
+    config: ChurnConfig = ChurnConfig(),
+    challengers: dict[str, Challenger] | None = None,
+) -> ChurnArtifact:
+    """Rolling-origin backtest: each of the newest `backtest_folds` labelled cut-offs is judged by
+    models trained on the cut-offs before it; candidates (and label-free challengers such as
+    BG/NBD) are ranked by mean holdout AUC. The champion is refit on every cut-off."""
+    challengers = challengers or {}
     cutoffs = labelled_cutoffs(first_day, as_of, config)
     if len(cutoffs) < 2:
         raise InsufficientHistory(
@@ -110,33 +131,46 @@ def train(load: FeatureLoader, first_day: date, as_of: date, config: ChurnConfig
             f"to {as_of} gives {len(cutoffs)}"
         )
     frames = {c: load(c) for c in cutoffs}
-    holdout, history = frames[cutoffs[0]], pd.concat([frames[c] for c in cutoffs[1:]], ignore_index=True)
-    if history["churned"].nunique() < 2:
-        raise InsufficientHistory("training cut-offs contain only one class; cannot learn churn")
+    per_fold: dict[str, list[dict[str, float]]] = {}
+    newest_fold: dict[str, np.ndarray] = {}
+    holdout_cutoffs = []
+    for i in range(min(config.backtest_folds, len(cutoffs) - 1)):
+        holdout = frames[cutoffs[i]]
+        history = pd.concat([frames[c] for c in cutoffs[i + 1:]], ignore_index=True)
+        if history["churned"].nunique() < 2 or holdout.empty:
+            continue
+        holdout_cutoffs.append(cutoffs[i].isoformat())
+        y = holdout["churned"].to_numpy()
+        predictions = {
+            name: build().fit(history[FEATURES], history["churned"]).predict_proba(holdout[FEATURES])[:, 1]
+            for name, build in candidate_models(config.random_state).items()
+        }
+        for name, challenger in challengers.items():
+            probability = holdout[["customer_id"]].merge(challenger(cutoffs[i]), on="customer_id", how="left")
+            predictions[name] = probability["churn_probability"].fillna(float(history["churned"].mean())).to_numpy()
+        for name, p in predictions.items():
+            per_fold.setdefault(name, []).append(evaluate(y, p))
+            if len(holdout_cutoffs) == 1:
+                newest_fold[name] = p
+    if not holdout_cutoffs:
+        raise InsufficientHistory("no backtest fold has both churned and retained customers to learn from")
 
-    metrics: dict[str, dict[str, float]] = {}
-    fitted: dict[str, object] = {}
-    for name, build in candidate_models(config.random_state).items():
-        model = build().fit(history[FEATURES], history["churned"])
-        fitted[name] = model
-        metrics[name] = evaluate(holdout["churned"].to_numpy(), model.predict_proba(holdout[FEATURES])[:, 1])
-
+    metrics = {name: _mean_metrics(folds) for name, folds in per_fold.items()}
     ranked = sorted(metrics, key=lambda n: (-np.nan_to_num(metrics[n]["auc"], nan=-1), metrics[n]["brier"], n))
     champion = ranked[0]
     runner_up = ranked[1] if len(ranked) > 1 else None
-    reason = f"highest holdout AUC ({metrics[champion]['auc']:.3f}" + (
+    reason = f"highest mean holdout AUC over {len(holdout_cutoffs)} cut-off(s) ({metrics[champion]['auc']:.3f}" + (
         f" vs {runner_up} {metrics[runner_up]['auc']:.3f})" if runner_up else ")"
     )
-    calibration = calibration_table(
-        holdout["churned"].to_numpy(), fitted[champion].predict_proba(holdout[FEATURES])[:, 1]
-    ).to_dict("records")
+    newest = frames[cutoffs[0]]
+    calibration = calibration_table(newest["churned"].to_numpy(), newest_fold[champion]).to_dict("records")
 
-    # Refit on every labelled cut-off (holdout included) for scoring today.
+    # Refit on every labelled cut-off (holdouts included) for scoring today. A challenger
+    # champion is recomputed at scoring time from the data as of that day.
     everything = pd.concat(frames.values(), ignore_index=True)
-    final = candidate_models(config.random_state)[champion]().fit(everything[FEATURES], everything["churned"])
-    explainer = candidate_models(config.random_state)["logistic_regression"]().fit(
-        everything[FEATURES], everything["churned"]
-    )
+    builders = candidate_models(config.random_state)
+    final = builders[champion]().fit(everything[FEATURES], everything["churned"]) if champion in builders else None
+    explainer = builders["logistic_regression"]().fit(everything[FEATURES], everything["churned"])
     return ChurnArtifact(
         model_name=champion,
         model=final,
@@ -153,6 +187,8 @@ def train(load: FeatureLoader, first_day: date, as_of: date, config: ChurnConfig
             "pandas": pd.__version__,
             "numpy": np.__version__,
         },
+        trained_as_of=as_of.isoformat(),
+        holdout_cutoffs=holdout_cutoffs,
     )
 
 
@@ -174,14 +210,31 @@ def top_reasons(explainer: Pipeline, frame: pd.DataFrame, features: list[str], k
     return [", ".join(names[row][contributions[i, row] > 0]) or "none" for i, row in enumerate(order)]
 
 
-def score(artifact: ChurnArtifact, frame: pd.DataFrame, config: ChurnConfig = ChurnConfig()) -> pd.DataFrame:
-    missing = [f for f in artifact.features if f not in frame.columns]
-    if missing or list(artifact.features) != list(FEATURES):
+def check_artifact(artifact: ChurnArtifact) -> None:
+    """Refuse a stored model whose features are not the ones this code builds."""
+    if list(artifact.features) != list(FEATURES):
+        missing = [f for f in FEATURES if f not in artifact.features]
+        extra = [f for f in artifact.features if f not in FEATURES]
         raise ArtifactMismatch(
-            f"model {artifact.version} was trained on {artifact.features}; scoring builds {FEATURES} "
-            f"(missing here: {missing}). Retrain the churn model."
+            f"model {artifact.version} was trained on different features (not in the model: {missing}; "
+            f"no longer built: {extra}). Retrain the churn model (materialise ml/churn_model)."
         )
-    probability = artifact.model.predict_proba(frame[artifact.features])[:, 1]
+
+
+def score(
+    artifact: ChurnArtifact, frame: pd.DataFrame, config: ChurnConfig = ChurnConfig(),
+    challenger_probability: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Churn probability, band and reasons per customer of `frame`. A challenger champion (no
+    fitted model in the artifact) brings its probabilities as of the scoring day."""
+    check_artifact(artifact)
+    if artifact.model is not None:
+        probability = artifact.model.predict_proba(frame[artifact.features])[:, 1]
+    else:
+        if challenger_probability is None:
+            raise ArtifactMismatch(f"champion {artifact.model_name} needs its probabilities computed at scoring time")
+        probability = frame[["customer_id"]].merge(challenger_probability, on="customer_id", how="left")[
+            "churn_probability"].fillna(0.5).to_numpy()
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].to_numpy(),

@@ -411,6 +411,23 @@ def expected_purchases(params: BetaGeoParams, t, frequency, recency, T):
     return _wrap(out, frequency, "expected_purchases")
 
 
+def probability_no_purchase(params: BetaGeoParams, t, frequency, recency, T):
+    """P(no purchase in (T, T + t] | x, t_x, T): the BG/NBD view of churn over a horizon.
+
+    Dead customers never buy; an alive one buys at a Poisson rate whose Gamma posterior after x
+    purchases in T gives P(0 in t) = ((alpha+T)/(alpha+T+t))^(r+x). Dropping out only happens
+    right after a purchase, so "alive and no purchase in t" needs no further term.
+    """
+    _check_params(r=params.r, alpha=params.alpha, a=params.a, b=params.b)
+    x, t_x, T_ = _validate_rft(frequency, recency, T)
+    t_arr = np.asarray(t, dtype=float)
+    if not np.all(np.isfinite(t_arr)) or np.any(t_arr < 0):
+        raise ValueError("t must be finite and non-negative")
+    p_alive = expit(-_log_odds_dead(params, x, t_x, T_))
+    quiet_if_alive = np.exp((params.r + x) * (np.log(params.alpha + T_) - np.log(params.alpha + T_ + t_arr)))
+    return _wrap(1.0 - p_alive + p_alive * quiet_if_alive, frequency, "p_no_purchase")
+
+
 # --------------------------------------------------------------------------- #
 # Gamma-Gamma
 # --------------------------------------------------------------------------- #

@@ -14,6 +14,11 @@ class ChurnConfig:
     cutoff_spacing_days: int = 30
     # A cut-off needs this much history before it to describe customers.
     min_history_days: int = 60
+    # Rolling-origin backtest: this many of the newest labelled cut-offs are each a holdout.
+    backtest_folds: int = 2
+    # The daily run keeps the stored champion while it is younger than this; the weekly
+    # retrain job (or force_retrain) trains anew.
+    retrain_every_days: int = 7
     # Risk bands on churn probability.
     high_risk_threshold: float = 0.6
     medium_risk_threshold: float = 0.3

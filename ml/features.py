@@ -2,7 +2,8 @@
 
 Every feature uses only rows on or before the cut-off; the label (if asked for) looks strictly
 after it. Aggregation happens in DuckDB, so only one row per customer reaches pandas.
-Reads: marts.orders, intermediate.int_touchpoints_linked, staging.stg_messaging__events.
+Reads: marts.orders, intermediate.int_touchpoints_linked, staging.stg_messaging__events,
+staging.stg_social__interactions.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FEATURES = [
     "tickets_90",
     "email_opens_90",
     "unsubscribed",
+    "social_decay_90",
 ]
 
 _FEATURE_SQL = """
@@ -64,9 +66,12 @@ touches as (
         max(t.occurred_at) as last_touch,
         count(*) filter (where t.source_channel = 'service_tickets' and t.occurred_at > $cutoff - interval 90 day) as tickets_90,
         count(*) filter (where m.event_type = 'open' and t.occurred_at > $cutoff - interval 90 day) as email_opens_90,
-        max(case when m.event_type = 'unsubscribe' then 1 else 0 end) as unsubscribed
+        max(case when m.event_type = 'unsubscribe' then 1 else 0 end) as unsubscribed,
+        count(*) filter (where s.interaction_type in ('unfollow', 'group_leave')
+                           and t.occurred_at > $cutoff - interval 90 day) as social_decay_90
     from intermediate.int_touchpoints_linked as t
     left join staging.stg_messaging__events as m on t.record_key = 'email_events:' || m.event_id
+    left join staging.stg_social__interactions as s on t.record_key = 'social_interactions:' || s.interaction_id
     where t.customer_id is not null and t.occurred_at < $cutoff + interval 1 day
     group by t.customer_id
 ),
@@ -92,6 +97,7 @@ select
     coalesce(t.tickets_90, 0) as tickets_90,
     coalesce(t.email_opens_90, 0) as email_opens_90,
     coalesce(t.unsubscribed, 0) as unsubscribed,
+    coalesce(t.social_decay_90, 0) as social_decay_90,
     case when coalesce(l.future_orders, 0) = 0 then 1 else 0 end as churned
 from buyers as b
 left join touches as t using (customer_id)

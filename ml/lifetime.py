@@ -80,3 +80,13 @@ def params_metadata(bg: clv.BetaGeoParams, gg: clv.GammaGammaParams) -> dict[str
         **{f"bgnbd_{k}": round(float(v), 4) for k, v in asdict(bg).items()},
         **{f"gamma_gamma_{k}": round(float(v), 4) for k, v in asdict(gg).items()},
     }
+
+
+def churn_probability(con, as_of: date, horizon_days: int, config: ClvConfig = ClvConfig()) -> pd.DataFrame:
+    """BG/NBD fitted on the history up to `as_of`: P(no purchase in the next `horizon_days`) per
+    buyer. Needs no churn labels, so it also serves when history is too short to learn from."""
+    summary = purchase_summary(con, as_of, config)
+    bg = clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+    probability = clv.probability_no_purchase(
+        bg, horizon_days / config.time_unit_days, summary["frequency"], summary["recency"], summary["T"])
+    return pd.DataFrame({"customer_id": summary["customer_id"].to_numpy(), "churn_probability": np.asarray(probability)})

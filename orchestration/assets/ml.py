@@ -11,7 +11,7 @@ import joblib
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from ml import churn, lifetime
+from ml import churn, lifetime, plots
 from ml.config import ChurnConfig, ClvConfig
 from ml.features import customer_features, data_window
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
@@ -21,16 +21,26 @@ CHURN_SUMMARY = "churn_model.json"
 
 FEATURE_SOURCES = [
     dg.AssetKey(["marts", "orders"]),
+    dg.AssetKey(["marts", "customers"]),
     dg.AssetKey(["marts", "customer_rfm"]),
     dg.AssetKey(["intermediate", "int_touchpoints_linked"]),
     dg.AssetKey(["staging", "stg_messaging__events"]),
+    dg.AssetKey(["staging", "stg_social__interactions"]),
 ]
+
+
+class CustomerScoresConfig(dg.Config):
+    clv_horizon_days: int = ClvConfig.horizon_days
+    annual_discount_rate: float = ClvConfig.annual_discount_rate
 
 
 class ChurnModelConfig(dg.Config):
     horizon_days: int = ChurnConfig.horizon_days
     n_cutoffs: int = ChurnConfig.n_cutoffs
     cutoff_spacing_days: int = ChurnConfig.cutoff_spacing_days
+    backtest_folds: int = ChurnConfig.backtest_folds
+    retrain_every_days: int = ChurnConfig.retrain_every_days
+    force_retrain: bool = False
 
 
 def scoring_date(con) -> date:
@@ -47,36 +57,69 @@ def _markdown(frame: pd.DataFrame) -> str:
     return header + "\n".join(rows)
 
 
+def _kept_artifact(model_dir: Path, config: ChurnModelConfig, as_of: date):
+    """The stored champion when it is recent enough to keep, else None."""
+    path = model_dir / CHURN_ARTIFACT
+    if config.force_retrain or not path.exists():
+        return None
+    artifact = joblib.load(path)
+    try:
+        churn.check_artifact(artifact)
+    except churn.ArtifactMismatch:
+        return None
+    if artifact.horizon_days != config.horizon_days or not artifact.trained_as_of:
+        return None
+    age = (as_of - date.fromisoformat(artifact.trained_as_of)).days
+    return artifact if 0 <= age < config.retrain_every_days else None
+
+
 @dg.asset(
     key=["ml", "churn_model"],
     group_name="ml",
     kinds={"python", "scikit-learn"},
     deps=FEATURE_SOURCES,
     pool=WAREHOUSE_POOL,
-    description="Learns who will not buy in the next horizon: candidates are compared on a time-split "
-    "backtest (older cut-offs train, the newest fully observed cut-off judges) and the champion is stored.",
+    description="Learns who will not buy in the next horizon. Logistic regression, calibrated gradient "
+    "boosting and the label-free BG/NBD model compete on a rolling time-split backtest (older cut-offs "
+    "train, newer fully observed cut-offs judge); the champion is stored with its window, features, "
+    "metrics and library versions. The daily run keeps a champion younger than retrain_every_days; the "
+    "weekly_retrain job (or force_retrain) trains anew.",
 )
 def churn_model(
     context: dg.AssetExecutionContext, config: ChurnModelConfig, warehouse: DuckDBResource, paths: PathsResource
 ):
     churn_config = ChurnConfig(
-        horizon_days=config.horizon_days, n_cutoffs=config.n_cutoffs, cutoff_spacing_days=config.cutoff_spacing_days
+        horizon_days=config.horizon_days, n_cutoffs=config.n_cutoffs, cutoff_spacing_days=config.cutoff_spacing_days,
+        backtest_folds=config.backtest_folds, retrain_every_days=config.retrain_every_days,
     )
     model_dir = Path(paths.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     with warehouse.get_connection() as con:
         as_of = scoring_date(con)
+        kept = _kept_artifact(model_dir, config, as_of)
+        if kept is not None:
+            context.log.info(f"keeping champion {kept.version} trained as of {kept.trained_as_of}")
+            return dg.MaterializeResult(metadata={
+                "champion": kept.model_name, "model_version": kept.version, "retrained": False,
+                "trained_as_of": kept.trained_as_of, "as_of": as_of.isoformat(),
+                "backtest_auc": dg.MetadataValue.float(kept.metrics[kept.model_name]["auc"]),
+            })
         first_day, _ = data_window(con)
         try:
-            artifact = churn.train(lambda cutoff: customer_features(con, cutoff, config.horizon_days), first_day, as_of, churn_config)
+            artifact = churn.train(
+                lambda cutoff: customer_features(con, cutoff, config.horizon_days), first_day, as_of, churn_config,
+                challengers={"bgnbd": lambda cutoff: lifetime.churn_probability(con, cutoff, config.horizon_days)},
+            )
         except churn.InsufficientHistory as exc:
-            # Honest fallback: no labelled history, so scores use the BG/NBD probability of being
-            # alive (needs no labels). Recorded, not hidden.
+            # Honest fallback: no labelled history, so scores use the BG/NBD probability of no
+            # purchase in the horizon (needs no labels). Recorded, not hidden.
             (model_dir / CHURN_ARTIFACT).unlink(missing_ok=True)
-            summary = {"champion": "bgnbd_p_alive_fallback", "reason": str(exc), "as_of": as_of.isoformat()}
+            summary = {"champion": "bgnbd_fallback", "reason": str(exc), "as_of": as_of.isoformat(),
+                       "horizon_days": config.horizon_days}
             (model_dir / CHURN_SUMMARY).write_text(json.dumps(summary, indent=2))
             context.log.warning(f"churn model fallback: {exc}")
-            return dg.MaterializeResult(metadata={"champion": summary["champion"], "fallback_reason": str(exc)})
+            return dg.MaterializeResult(metadata={"champion": summary["champion"], "fallback_reason": str(exc),
+                                                  "retrained": True})
 
     joblib.dump(artifact, model_dir / CHURN_ARTIFACT)
     champion_metrics = artifact.metrics[artifact.model_name]
@@ -87,6 +130,8 @@ def churn_model(
         "as_of": as_of.isoformat(),
         "horizon_days": artifact.horizon_days,
         "training_cutoffs": artifact.training_cutoffs,
+        "holdout_cutoffs": artifact.holdout_cutoffs,
+        "features": artifact.features,
         "metrics": artifact.metrics,
         "library_versions": artifact.library_versions,
     }
@@ -98,18 +143,39 @@ def churn_model(
             "champion": artifact.model_name,
             "champion_reason": artifact.champion_reason,
             "model_version": artifact.version,
+            "retrained": True,
             "backtest_auc": dg.MetadataValue.float(champion_metrics["auc"]),
             "backtest_pr_auc": dg.MetadataValue.float(champion_metrics["pr_auc"]),
             "backtest_brier": dg.MetadataValue.float(champion_metrics["brier"]),
             "top_decile_lift": dg.MetadataValue.float(champion_metrics["top_decile_lift"]),
             "backtest": dg.MetadataValue.md(_markdown(backtest)),
             "calibration": dg.MetadataValue.md(_markdown(pd.DataFrame(artifact.calibration))),
-            "logistic_coefficients": dg.MetadataValue.md(_markdown(coefficients.rename("coef").reset_index())),
+            "calibration_plot": dg.MetadataValue.md(plots.calibration_plot(pd.DataFrame(artifact.calibration))),
+            "backtest_plot": dg.MetadataValue.md(plots.backtest_plot(backtest)),
+            "feature_importance_logistic": dg.MetadataValue.md(_markdown(coefficients.rename("coef").reset_index())),
             "training_cutoffs": ", ".join(artifact.training_cutoffs),
+            "holdout_cutoffs": ", ".join(artifact.holdout_cutoffs),
             "horizon_days": artifact.horizon_days,
             "as_of": as_of.isoformat(),
         }
     )
+
+
+@dg.asset_check(asset=churn_model, blocking=True, pool=WAREHOUSE_POOL, description="The stored champion loads, was trained on the "
+                "features this code builds, and carries its backtest metrics.")
+def churn_model_artifact_is_usable(paths: PathsResource):
+    model_dir = Path(paths.model_dir)
+    summary = json.loads((model_dir / CHURN_SUMMARY).read_text())
+    if summary["champion"] == "bgnbd_fallback":
+        return dg.AssetCheckResult(passed=True, metadata={"champion": "bgnbd_fallback", "reason": summary["reason"]})
+    artifact = joblib.load(model_dir / CHURN_ARTIFACT)
+    try:
+        churn.check_artifact(artifact)
+    except churn.ArtifactMismatch as exc:
+        return dg.AssetCheckResult(passed=False, description=str(exc))
+    auc = artifact.metrics.get(artifact.model_name, {}).get("auc")
+    return dg.AssetCheckResult(passed=auc is not None, metadata={"model_version": artifact.version,
+                                                                 "backtest_auc": float(auc or 0)})
 
 
 @dg.asset(
@@ -121,8 +187,11 @@ def churn_model(
     description="Per buyer: churn probability, risk band and its top reasons from the champion model, and "
     "BG/NBD + Gamma-Gamma lifetime value (purchases, spend, discounted CLV, probability alive).",
 )
-def customer_scores(context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PathsResource):
-    churn_config, clv_config = ChurnConfig(), ClvConfig()
+def customer_scores(
+    context: dg.AssetExecutionContext, config: CustomerScoresConfig, warehouse: DuckDBResource, paths: PathsResource
+):
+    churn_config = ChurnConfig()
+    clv_config = ClvConfig(horizon_days=config.clv_horizon_days, annual_discount_rate=config.annual_discount_rate)
     model_dir = Path(paths.model_dir)
     with warehouse.get_connection() as con:
         as_of = scoring_date(con)
@@ -133,30 +202,40 @@ def customer_scores(context: dg.AssetExecutionContext, warehouse: DuckDBResource
         if artifact_path.exists():
             artifact = joblib.load(artifact_path)
             features = customer_features(con, as_of, artifact.horizon_days)
-            risk = churn.score(artifact, features, churn_config)
+            challenger = (lifetime.churn_probability(con, as_of, artifact.horizon_days)
+                          if artifact.model is None else None)
+            try:
+                risk = churn.score(artifact, features, churn_config, challenger_probability=challenger)
+            except churn.ArtifactMismatch as exc:
+                raise dg.Failure(description=str(exc)) from None
             model_version = artifact.version
         else:
-            probability = 1.0 - values["p_alive"].to_numpy()
+            summary_file = json.loads((model_dir / CHURN_SUMMARY).read_text())
+            fallback = lifetime.churn_probability(con, as_of, summary_file.get("horizon_days", churn_config.horizon_days))
+            probability = fallback["churn_probability"].to_numpy()
             risk = pd.DataFrame(
                 {
-                    "customer_id": values["customer_id"],
+                    "customer_id": fallback["customer_id"],
                     "churn_probability": probability,
                     "risk_band": churn.risk_band(probability, churn_config),
                     "churn_top_reasons": "bgnbd fallback: too little labelled history",
                 }
             )
-            model_version = "bgnbd_p_alive_fallback"
+            model_version = "bgnbd_fallback"
         scores = values.merge(risk, on="customer_id", how="inner", validate="one_to_one")
         scores.insert(1, "as_of_date", pd.Timestamp(as_of))
         scores["churn_model_version"] = model_version
         con.register("scores_frame", scores)
         con.execute("create schema if not exists ml")
         con.execute(
-            """create or replace table ml.customer_scores as
-            select customer_id, cast(as_of_date as date) as as_of_date,
-                   churn_probability, risk_band, churn_top_reasons,
-                   p_alive, predicted_purchases, predicted_spend, predicted_clv, churn_model_version
-            from scores_frame order by customer_id"""
+            f"""create or replace table ml.customer_scores as
+            select s.customer_id, c.member_id, cast(s.as_of_date as date) as as_of_date,
+                   s.churn_probability, s.risk_band, s.churn_top_reasons,
+                   s.p_alive, s.predicted_purchases, s.predicted_spend, s.predicted_clv,
+                   cast({int(clv_config.horizon_days)} as integer) as clv_horizon_days, s.churn_model_version
+            from scores_frame as s
+            left join marts.customers as c on s.customer_id = c.customer_id
+            order by s.customer_id"""
         )
         con.unregister("scores_frame")
     bands = scores["risk_band"].value_counts(normalize=True).round(4).to_dict()
@@ -174,3 +253,4 @@ def customer_scores(context: dg.AssetExecutionContext, warehouse: DuckDBResource
 
 
 ml_assets = [churn_model, customer_scores]
+ml_checks = [churn_model_artifact_is_usable]

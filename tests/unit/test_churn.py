@@ -64,3 +64,28 @@ def test_scoring_refuses_an_artifact_with_other_features():
     artifact.features = artifact.features[:-1]
     with pytest.raises(churn.ArtifactMismatch, match="Retrain"):
         churn.score(artifact, _synthetic(date(2026, 10, 31)))
+
+
+def test_backtest_rolls_over_several_cutoffs_and_a_challenger_can_win():
+    # An oracle challenger that knows the label must beat the learned models and become champion.
+    frames: dict = {}
+
+    def load(cutoff):
+        frames[cutoff] = _synthetic(cutoff)
+        return frames[cutoff]
+
+    def oracle(cutoff):
+        frame = frames[cutoff]
+        return pd.DataFrame({"customer_id": frame["customer_id"], "churn_probability": frame["churned"] * 0.98 + 0.01})
+
+    config = ChurnConfig(backtest_folds=2)
+    artifact = churn.train(load, date(2025, 1, 1), date(2026, 10, 31), config, challengers={"oracle": oracle})
+    assert len(artifact.holdout_cutoffs) == 2
+    assert all(m["folds"] == 2 for m in artifact.metrics.values())
+    assert artifact.model_name == "oracle" and artifact.model is None
+    assert artifact.metrics["oracle"]["auc"] == pytest.approx(1.0)
+    today = _synthetic(date(2026, 10, 31))
+    with pytest.raises(churn.ArtifactMismatch):
+        churn.score(artifact, today)  # a challenger champion must bring today's probabilities
+    given = pd.DataFrame({"customer_id": today["customer_id"], "churn_probability": 0.25})
+    assert (churn.score(artifact, today, challenger_probability=given)["churn_probability"] == 0.25).all()

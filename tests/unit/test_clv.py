@@ -477,3 +477,24 @@ def test_parameter_recovery_200k_synthetic():
 
     value = clv.customer_lifetime_value(bg, gg, x, tx, T, m, 12, 365.25 / 12, 0.1, time_unit_days=1)
     assert np.all(np.isfinite(value)) and np.all(value >= 0)
+
+
+def test_probability_of_no_purchase_in_a_horizon():
+    """Hand-checked: P(0 in t) = 1 - p_alive + p_alive * ((alpha+T)/(alpha+T+t))^(r+x); it
+    falls with the horizon towards 1 - p_alive, and a Monte Carlo of the model agrees."""
+    r, al = PUBLISHED_BG.r, PUBLISHED_BG.alpha
+    x, tx, T, t = 2.0, 30.43, 38.86, 13.0
+    p_alive = clv.probability_alive(PUBLISHED_BG, [x], [tx], [T])[0]
+    expected = 1 - p_alive + p_alive * ((al + T) / (al + T + t)) ** (r + x)
+    got = clv.probability_no_purchase(PUBLISHED_BG, t, [x], [tx], [T])[0]
+    assert got == pytest.approx(expected, rel=1e-12)
+    horizons = clv.probability_no_purchase(PUBLISHED_BG, np.array([1.0, 13, 52, 1e6]), [x] * 4, [tx] * 4, [T] * 4)
+    assert np.all(np.diff(horizons) < 0) and horizons[-1] == pytest.approx(1 - p_alive, abs=1e-3)
+    # x = 0 customers are alive: only the Poisson-Gamma term remains.
+    assert clv.probability_no_purchase(PUBLISHED_BG, t, [0], [0], [T])[0] == pytest.approx(((al + T) / (al + T + t)) ** r)
+
+    # Simulate customers alive at T with no repeat purchases (x = 0): lambda ~ Gamma(r, alpha)
+    # updated by T quiet weeks is Gamma(r, alpha + T); no purchase in t has probability E[e^{-lambda t}].
+    rng = np.random.default_rng(3)
+    lam = rng.gamma(r, 1 / (al + T), 400_000)
+    assert np.mean(rng.poisson(lam * t) == 0) == pytest.approx(((al + T) / (al + T + t)) ** r, abs=0.005)

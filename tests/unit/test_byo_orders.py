@@ -1,0 +1,52 @@
+"""Bring your own orders: an export becomes daily deliveries of the orders channel."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+
+import pytest
+
+from orchestration.byo import OrdersFileError, parse_column_map, prepare
+from orchestration.sources.catalog import load_catalog
+
+CHANNEL = load_catalog()["online_orders"]
+
+
+def _write(path, rows, header=("cust", "when", "spend")):
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def test_orders_become_one_file_per_day_with_empty_days_and_readable_times(tmp_path):
+    source = _write(tmp_path / "orders.csv", [
+        ("007", "19970101", "29.33"), ("007", "1997-01-03 10:00:00", "-5"),
+        ("008", "not a date", "10"), ("009", "19970110", "12"),
+    ])
+    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
+    prepared = prepare(source, date(1997, 1, 4), tmp_path / "landing", CHANNEL, columns)
+    assert (prepared.first_day, prepared.rows, prepared.after_as_of, prepared.unparseable_times) == (
+        date(1997, 1, 1), 4, 1, 1)
+    folder = tmp_path / "landing" / "online_orders"
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == [f"online_orders_1997-01-0{d}.csv" for d in (1, 2, 3, 4)]
+    with (folder / "online_orders_1997-01-01.csv").open() as handle:
+        first = list(csv.DictReader(handle))
+    # The unreadable time lands on the first day, as given, so ingest quarantines it with the reason.
+    assert [(r["member_id"], r["ordered_at"], r["status"]) for r in first] == [
+        ("007", "1997-01-01 00:00:00", "completed"), ("008", "not a date", "completed")]
+    with (folder / "online_orders_1997-01-02.csv").open() as handle:
+        assert list(csv.DictReader(handle)) == []
+    with (folder / "online_orders_1997-01-03.csv").open() as handle:
+        assert [r["status"] for r in csv.DictReader(handle)] == ["refunded"]
+
+
+def test_missing_columns_are_named_with_what_the_file_has(tmp_path):
+    source = _write(tmp_path / "orders.csv", [("1", "2026-01-01", "3")])
+    with pytest.raises(OrdersFileError, match=r"lacks column\(s\) customer_id .*it has cust, when, spend"):
+        prepare(source, date(2026, 1, 2), tmp_path / "landing", CHANNEL, parse_column_map(None))
+    with pytest.raises(OrdersFileError, match="FIELD=COLUMN"):
+        parse_column_map("customer=cust")
