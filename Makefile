@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 CUSTOMERS ?= 2000
 DAYS ?= 365
 
-.PHONY: run test ui bench clean
+.PHONY: run test test-slow ui bench clean
 
 # Benchmark size: small | medium | large.
 SIZE ?= small
@@ -26,6 +26,10 @@ run: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+# Long reliability tests (the UI launched through GraphQL); CI runs them after `make test`.
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -m slow
 
 bench: $(BIN)/.installed
 	$(BIN)/cdp bench --size $(SIZE) --out data/bench/ingest-$(SIZE).json

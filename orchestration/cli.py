@@ -5,18 +5,24 @@
   cdp ui                  the Dagster UI on 127.0.0.1, with the demo CRM database and helpdesk API
   cdp generate [...]      write demo data into the landing folder
   cdp run [...]           demo data → every asset (ingest → dbt → ML → checks → publish) → summary
+  cdp run --orders FILE --as-of YYYY-MM-DD [--columns customer_id=..,ordered_at=..,amount=..]
+                          your own orders export through the same pipeline (data in data/byo/)
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
+from ml.config import ChurnConfig, ClvConfig
 from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
 from orchestration.settings import PROJECT_ROOT, Settings
 from orchestration.sources.demo_data import DemoConfig, generate
@@ -80,21 +86,51 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def materialize_range(start: str, end: str, instance=None) -> bool:
-    """Run the daily job over [start, end] as one run (the ingest assets read all days at once),
-    recorded in the Dagster instance of $DAGSTER_HOME unless another is given."""
+CLI_RUN_TAG = "cdp/launched_by"
+
+
+@contextmanager
+def _exclusive_cli_run(instance):
+    """One `cdp run` at a time per Dagster instance (a second one waits here, queued). Holding
+    the lock proves no other CLI run is alive, so a CLI run still marked as started was killed
+    (kill -9, power loss): it is marked failed and its warehouse pool slot freed, or every
+    later run would wait for that slot forever."""
+    import dagster as dg
+
+    lock_path = Path(instance.root_directory or tempfile.gettempdir()) / "cdp-run.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        interrupted = instance.get_runs(filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED],
+            tags={CLI_RUN_TAG: "cli"}))
+        for run in interrupted:
+            instance.report_run_failed(run, "interrupted: the process running it ended without finishing it")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            print(f"marked interrupted run {run.run_id[:8]} as failed and freed its warehouse slot")
+        yield
+
+
+def materialize_range(start: str, end: str, instance=None, job: str = "daily_refresh", ops: dict | None = None) -> bool:
+    """Run a partitioned job over [start, end] as one run (the ingest assets read all days at
+    once), recorded in the Dagster instance of $DAGSTER_HOME unless another is given."""
     import dagster as dg
 
     from orchestration.definitions import defs
 
     instance = instance or dg.DagsterInstance.get()
-    result = defs.resolve_job_def("daily_refresh").execute_in_process(
-        instance=instance,
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
-        # Step-level progress on the terminal; every event is still in the run's log in the UI.
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
-    )
+    # Step-level progress on the terminal; every event is still in the run's log in the UI.
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    if ops:
+        run_config["ops"] = ops
+    with _exclusive_cli_run(instance):
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance,
+            tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end,
+                  CLI_RUN_TAG: "cli"},
+            run_config=run_config,
+            raise_on_error=False,
+        )
     return result.success
 
 
@@ -131,9 +167,66 @@ def print_summary(settings: Settings) -> None:
     print("Dagster UI        : make ui  →  http://127.0.0.1:3000")
 
 
+def cmd_run_orders(args: argparse.Namespace) -> int:
+    """Bring your own orders: map the file onto the orders channel and run everything downstream."""
+    import duckdb
+
+    # Nothing here may import the partitions before CDP_START_DATE is set below.
+    from orchestration.byo import ORDERS_CHANNEL, OrdersFileError, parse_column_map, prepare
+    from orchestration.dbt_project import prepare_manifest
+    from orchestration.sources.catalog import load_catalog
+    from orchestration.sources.landing import ensure_tables
+
+    if not args.as_of:
+        print("--orders needs --as-of YYYY-MM-DD (the day the scores describe)", file=sys.stderr)
+        return 2
+    os.environ.setdefault("CDP_DATA_DIR", str(PROJECT_ROOT / "data" / "byo"))
+    settings = Settings.from_env()
+    catalog = load_catalog()
+    channel = catalog[ORDERS_CHANNEL]
+    shutil.rmtree(settings.landing_dir / Path(channel.path).parent, ignore_errors=True)
+    try:
+        prepared = prepare(Path(args.orders).resolve(), date.fromisoformat(args.as_of), settings.landing_dir,
+                           channel, parse_column_map(args.columns))
+    except (OrdersFileError, ValueError) as error:
+        print(f"cannot use the orders file: {error}", file=sys.stderr)
+        return 2
+    print(f"{prepared.rows:,} orders from {prepared.first_day} to {prepared.last_day} written as "
+          f"{prepared.files_written} daily files in {settings.landing_dir}")
+    if prepared.after_as_of:
+        print(f"{prepared.after_as_of:,} orders after --as-of {args.as_of} are kept out of this run")
+    if prepared.unparseable_times:
+        print(f"{prepared.unparseable_times:,} orders have an unreadable time: ingest quarantines them with the reason")
+    os.environ["CDP_START_DATE"] = prepared.first_day.isoformat()
+    settings = Settings.from_env()
+    _prepare_instance()
+    prepare_manifest(force=True)
+    # Channels the user has no data for exist as empty tables: their models are built, empty.
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        for other in catalog.values():
+            ensure_tables(con, other)
+    finally:
+        con.close()
+    ops = {
+        "ml__churn_model": {"config": {"horizon_days": args.churn_horizon_days}},
+        "ml__customer_scores": {"config": {"clv_horizon_days": args.clv_horizon_days}},
+    }
+    ok = materialize_range(prepared.first_day.isoformat(), args.as_of, job="orders_only", ops=ops)
+    if not ok:
+        print("the run failed: see the log above, or `make ui` → Runs", file=sys.stderr)
+        return 1
+    print_summary(settings)
+    print("customer_scores.member_id is your customer id: join the scores back on it")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.dbt_project import prepare_manifest
 
+    if args.orders:
+        return cmd_run_orders(args)
     config = _demo_config(args)
     first_day = config.end_date - timedelta(days=config.days - 1)
     # Partitions must cover the demo's first day; set before the definitions are imported.
@@ -178,6 +271,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seed", type=int, default=defaults.seed)
         if name == "run":
             p.add_argument("--skip-generate", action="store_true", help="use the landing folder as it is")
+            p.add_argument("--orders", help="your own orders export (CSV or Parquet) instead of demo data")
+            p.add_argument("--as-of", help="with --orders: the day the scores describe (YYYY-MM-DD)")
+            p.add_argument("--columns", help="with --orders: FIELD=COLUMN,... for customer_id, ordered_at, amount, "
+                           "order_id (defaults: customer_id, order_time, amount; no order id)")
+            p.add_argument("--churn-horizon-days", type=int, default=ChurnConfig.horizon_days,
+                           help="churn = no purchase within this many days")
+            p.add_argument("--clv-horizon-days", type=int, default=ClvConfig.horizon_days,
+                           help="predicted purchases, spend and CLV over this many days")
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
     return args.func(args)

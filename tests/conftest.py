@@ -5,7 +5,9 @@ are built from the environment at import time."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from datetime import date, timedelta
 
@@ -14,6 +16,7 @@ E2E_CUSTOMERS = 300
 E2E_END = date(2026, 10, 31)
 
 _data_dir = tempfile.mkdtemp(prefix="cdp-test-")
+atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 os.environ["CDP_DATA_DIR"] = _data_dir
 os.environ["CDP_START_DATE"] = (E2E_END - timedelta(days=E2E_DAYS - 1)).isoformat()
 os.environ["DAGSTER_HOME"] = os.path.join(_data_dir, "dagster_home")

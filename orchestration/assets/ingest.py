@@ -4,11 +4,13 @@ rows into raw.<channel> and its unusable rows into quarantine.<channel>.
 A channel's failure (a missing file, an unreachable database or API) fails only that channel's
 asset; the others still load. Each load is reconciled: received = accepted + quarantined."""
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from data_quality.delivery import DeliveryRules, freshness_verdict, rows_per_day, volume_verdict
 from orchestration.partitions import daily_partitions, days_in_range
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.sources.catalog import Channel, load_catalog
@@ -16,6 +18,7 @@ from orchestration.sources.connectors import load_channel
 from orchestration.sources.errors import SourceError
 
 CATALOG = load_catalog()
+DELIVERY = DeliveryRules()
 
 
 def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
@@ -87,12 +90,51 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
             metadata={"received": received, "accepted_in_raw": accepted, "quarantined": quarantined},
         )
 
-    return _asset, _reconciles
+    @dg.asset_check(
+        asset=_asset,
+        name="delivers_expected_volume",
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=f"The newest day loaded brought at least {DELIVERY.min_share:.0%} of the median of the "
+        f"{DELIVERY.baseline_days} days before it; a shrunken feed stops everything downstream in the run.",
+    )
+    def _volume(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
+        day = _newest_day(context)
+        with warehouse.get_connection() as con:
+            per_day = rows_per_day(con, channel.name, day)
+        first = daily_partitions.get_first_partition_window().start.date()
+        earlier = [day - timedelta(days=k) for k in range(DELIVERY.baseline_days, 0, -1)
+                   if day - timedelta(days=k) >= first]
+        verdict = volume_verdict(per_day, day, earlier, DELIVERY)
+        return dg.AssetCheckResult(passed=verdict.passed, description=verdict.detail, metadata=verdict.metadata)
+
+    @dg.asset_check(
+        asset=_asset,
+        name="is_fresh",
+        pool=WAREHOUSE_POOL,
+        description=f"The source delivered rows within {DELIVERY.stale_after_days} day(s) of the newest day "
+        "loaded; a channel that stops delivering shows as stale.",
+    )
+    def _fresh(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
+        day = _newest_day(context)
+        with warehouse.get_connection() as con:
+            verdict = freshness_verdict(rows_per_day(con, channel.name, day), day, DELIVERY)
+        return dg.AssetCheckResult(passed=verdict.passed, description=verdict.detail, metadata=verdict.metadata,
+                                   severity=dg.AssetCheckSeverity.WARN)
+
+    return _asset, [_reconciles, _volume, _fresh]
+
+
+def _newest_day(context: dg.AssetCheckExecutionContext) -> date:
+    """The last partition day of the run (a single day, or the end of a range)."""
+    tags = context.run.tags
+    key = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    return date.fromisoformat(key) if key else daily_partitions.get_last_partition_window().start.date()
 
 
 ingest_assets, ingest_checks = [], []
 for _channel in CATALOG.values():
-    _asset_def, _check_def = _ingest_asset(_channel)
+    _asset_def, _check_defs = _ingest_asset(_channel)
     ingest_assets.append(_asset_def)
-    ingest_checks.append(_check_def)
+    ingest_checks.extend(_check_defs)
 

@@ -1,0 +1,68 @@
+"""Failure alerts: read from a real (ephemeral) Dagster run, posted to a webhook on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+
+from orchestration.alerts import scrub, send
+from orchestration.sensors import alert_for_run
+
+
+def test_scrub_removes_emails_and_phones_but_not_other_numbers():
+    text = scrub("row 12: Li.Na@Example.com, +86 138-0013-8000, 13800138000, load 20261031")
+    assert "@" not in text and "138" not in text
+    assert "row 12" in text and "20261031" in text
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("never_empty", asset="orders_like", blocking=True)])
+def orders_like():
+    yield dg.Output(1)
+    yield dg.AssetCheckResult(check_name="never_empty", passed=False)
+
+
+@dg.asset(deps=[orders_like])
+def downstream():
+    raise ValueError("cannot parse row for zhang.wei@example.com")
+
+
+def test_a_failed_run_becomes_an_alert_with_assets_checks_and_a_scrubbed_reason():
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([orders_like, downstream], instance=instance, raise_on_error=False)
+    assert not result.success
+    alert = alert_for_run(instance, result.dagster_run.job_name, result.run_id, "")
+    assert alert.failed_checks == ["orders_like:never_empty"]
+    # The blocking check fails its asset's step; the downstream asset never starts.
+    assert alert.failed_steps == ["orders_like"]
+    assert "never_empty" in alert.reason
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert send(alert, url=f"http://127.0.0.1:{server.server_port}/hook")
+    finally:
+        server.shutdown()
+    assert received[0]["failed_checks"] == ["orders_like:never_empty"]
+    assert received[0]["run_id"] == result.run_id
+
+
+def test_an_exception_message_is_scrubbed_in_the_alert():
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([downstream], instance=instance, raise_on_error=False,
+                            selection=[downstream.key])
+    alert = alert_for_run(instance, result.dagster_run.job_name, result.run_id, "")
+    assert alert.failed_steps == ["downstream"]
+    assert "cannot parse row for <email>" in alert.reason and "zhang" not in alert.text()

@@ -1,0 +1,38 @@
+from datetime import date, timedelta
+
+from data_quality.delivery import DeliveryRules, freshness_verdict, volume_verdict
+
+DAY = date(2026, 10, 31)
+RULES = DeliveryRules(min_share=0.3, baseline_days=7, min_baseline_rows=20, stale_after_days=1)
+
+
+def _days(n):
+    return [DAY - timedelta(days=k) for k in range(n, 0, -1)]
+
+
+def test_a_shrunken_delivery_fails_the_volume_check():
+    per_day = {d: 100 for d in _days(7)} | {DAY: 29}
+    verdict = volume_verdict(per_day, DAY, _days(7), RULES)
+    assert not verdict.passed and "below 30%" in verdict.detail
+    per_day[DAY] = 30
+    assert volume_verdict(per_day, DAY, _days(7), RULES).passed
+
+
+def test_volume_is_not_judged_without_a_baseline_or_on_tiny_feeds():
+    assert volume_verdict({DAY: 0}, DAY, _days(3), RULES).passed
+    tiny = {d: 3 for d in _days(7)} | {DAY: 0}
+    assert volume_verdict(tiny, DAY, _days(7), RULES).passed
+
+
+def test_missing_days_count_as_zero_in_the_baseline():
+    per_day = {d: 100 for d in _days(3)} | {DAY: 1}
+    verdict = volume_verdict(per_day, DAY, _days(7), RULES)
+    assert verdict.passed and verdict.metadata["baseline_median"] == 0
+
+
+def test_a_source_that_stopped_delivering_is_stale_the_next_day():
+    assert freshness_verdict({DAY: 5}, DAY, RULES).passed
+    assert freshness_verdict({DAY - timedelta(days=1): 5, DAY: 0}, DAY, RULES).passed
+    stale = freshness_verdict({DAY - timedelta(days=2): 5, DAY - timedelta(days=1): 0}, DAY, RULES)
+    assert not stale.passed and stale.metadata["days_behind"] == 2
+    assert not freshness_verdict({}, DAY, RULES).passed
