@@ -116,6 +116,7 @@ def materialize_range(start: str, end: str, instance=None, job: str = "daily_ref
     once), recorded in the Dagster instance of $DAGSTER_HOME unless another is given."""
     import dagster as dg
 
+    from orchestration.dbt_project import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
     from orchestration.definitions import defs
 
     instance = instance or dg.DagsterInstance.get()
@@ -126,8 +127,7 @@ def materialize_range(start: str, end: str, instance=None, job: str = "daily_ref
     with _exclusive_cli_run(instance):
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance,
-            tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end,
-                  CLI_RUN_TAG: "cli"},
+            tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end, CLI_RUN_TAG: "cli"},
             run_config=run_config,
             raise_on_error=False,
         )

@@ -1,21 +1,27 @@
-"""File-arrival sensor: a delivery day is loaded as soon as every file channel has landed its
-file for that day (the daily schedule still covers days without a sensor tick)."""
+"""File-arrival sensor: delivery days are loaded as soon as every file channel has landed its
+file for them (the daily schedule still covers days without a sensor tick); run failure alerts."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import fsspec
 
 from orchestration.alerts import WEBHOOK_ENV, Alert, build_alert, send
+from orchestration.dbt_project import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from orchestration.partitions import daily_partitions
 from orchestration.resources import PathsResource
 from orchestration.schedules import daily_refresh_job
 from orchestration.sources.catalog import Channel, load_catalog
 
-# A backlog is worked off a few days per tick rather than flooding the run queue.
+# A backlog is loaded as ranges of consecutive days, each range one run (the ingest assets read
+# a range at once), so a week of missed deliveries is one run, not seven full refreshes.
 MAX_RUNS_PER_TICK = 5
+SENSOR_NAME_TAG = "dagster/sensor_name"  # Dagster tags every run a sensor launches with it
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
 
 
 def days_ready(landing: str, channels: list[Channel], candidate_days: list[str]) -> list[str]:
@@ -28,6 +34,17 @@ def days_ready(landing: str, channels: list[Channel], candidate_days: list[str])
     ]
 
 
+def consecutive_ranges(days: list[str]) -> list[tuple[str, str]]:
+    """ISO days grouped into (first, last) runs of consecutive calendar days."""
+    ranges: list[tuple[str, str]] = []
+    for day in sorted(days):
+        if ranges and date.fromisoformat(day) - date.fromisoformat(ranges[-1][1]) == timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
 @dg.sensor(
     job=daily_refresh_job,
     minimum_interval_seconds=300,
@@ -35,16 +52,24 @@ def days_ready(landing: str, channels: list[Channel], candidate_days: list[str])
     description="Starts the daily refresh for a day as soon as all file channels have delivered it.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, paths: PathsResource):
+    in_flight = context.instance.get_runs_count(
+        dg.RunsFilter(tags={SENSOR_NAME_TAG: context.sensor_name}, statuses=IN_FLIGHT))
+    if in_flight:
+        # Its days are not materialised yet; asking again would load them twice.
+        return dg.SkipReason(f"{in_flight} landing run(s) still queued or running")
     file_channels = [c for c in load_catalog().values() if c.connector == "files"]
     anchor = dg.AssetKey(["raw", file_channels[0].name])
     done = context.instance.get_materialized_partitions(anchor)
     candidates = [d for d in daily_partitions.get_partition_keys() if d not in done]
     if not Path(paths.landing_dir).exists() and "://" not in paths.landing_dir:
         return dg.SkipReason(f"landing folder {paths.landing_dir} does not exist")
-    ready = days_ready(paths.landing_dir, file_channels, candidates)[:MAX_RUNS_PER_TICK]
+    ready = days_ready(paths.landing_dir, file_channels, candidates)
     if not ready:
         return dg.SkipReason("no complete delivery day waiting")
-    return [dg.RunRequest(run_key=f"landed-{day}", partition_key=day) for day in ready]
+    return [
+        dg.RunRequest(run_key=f"landed-{first}..{last}", tags={PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last})
+        for first, last in consecutive_ranges(ready)[:MAX_RUNS_PER_TICK]
+    ]
 
 
 @dg.run_failure_sensor(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -56,7 +57,28 @@ def _children_running(pid: int, needle: str) -> bool:
     return False
 
 
-def _kill_when(process: subprocess.Popen, ready, timeout_s: float = 600) -> None:
+def _run_logs(data: Path) -> set[Path]:
+    """The per-run event log files of the Dagster instance (default SQLite storage)."""
+    return {p for p in (data / "dagster_home" / "history" / "runs").glob("*.db") if p.name != "index.db"}
+
+
+def _ingested_assets(logs: set[Path]) -> int:
+    """Raw assets a run has materialised so far, read from its event log while it runs."""
+    count = 0
+    for log in logs:
+        try:
+            con = sqlite3.connect(f"file:{log}?mode=ro", uri=True, timeout=1)
+            try:
+                count += con.execute("select count(*) from event_logs where dagster_event_type = "
+                                     "'ASSET_MATERIALIZATION' and step_key like 'raw\\_\\_%' escape '\\'").fetchone()[0]
+            finally:
+                con.close()
+        except sqlite3.Error:
+            continue  # created but not yet initialised
+    return count
+
+
+def _kill_when(process: subprocess.Popen, ready, phase: str, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
         if ready():
@@ -64,7 +86,7 @@ def _kill_when(process: subprocess.Popen, ready, timeout_s: float = 600) -> None
             process.wait()
             return
         time.sleep(0.2)
-    raise AssertionError("the run ended before reaching the phase to interrupt")
+    raise AssertionError(f"the run ended (exit {process.returncode}) before reaching the {phase} phase")
 
 
 def _checksums(path: Path) -> dict:
@@ -83,16 +105,16 @@ def test_kill_9_during_ingest_and_during_dbt_then_a_rerun_repairs_everything(tmp
     assert _run(data).wait(timeout=900) == 0, "the uninterrupted run failed"
     reference = _checksums(data / "warehouse.duckdb")
 
-    wal = data / "warehouse.duckdb.wal"
     phases = {
-        # Ingest writes the warehouse before any dbt process exists.
-        "ingest": lambda pid: wal.exists() and not _children_running(pid, "dbt build"),
-        "dbt": lambda pid: _children_running(pid, "dbt build"),
+        # The first channel is in raw and the others are loading; dbt has not started.
+        "ingest": lambda pid, new_logs: _ingested_assets(new_logs()) >= 1 and not _children_running(pid, "dbt build"),
+        "dbt": lambda pid, new_logs: _children_running(pid, "dbt build"),
     }
     for phase, ready in phases.items():
         serve_before = (data / "serve.duckdb").read_bytes()
+        earlier = _run_logs(data)
         process = _run(data)
-        _kill_when(process, lambda: ready(process.pid))
+        _kill_when(process, lambda: ready(process.pid, lambda: _run_logs(data) - earlier), phase)
         assert (data / "serve.duckdb").read_bytes() == serve_before, f"killed during {phase}: serve file changed"
         assert _run(data).wait(timeout=900) == 0, f"the re-run after a kill during {phase} failed"
         assert _checksums(data / "warehouse.duckdb") == reference, f"tables differ after a kill during {phase}"

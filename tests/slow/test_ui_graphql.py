@@ -59,6 +59,26 @@ def _wait_for(url: str, process: subprocess.Popen, timeout_s: float) -> None:
     raise AssertionError(f"{url} did not answer within {timeout_s}s")
 
 
+WORKSPACE_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def _wait_for_code_location(port: int, timeout_s: float) -> None:
+    """The webserver answers before it has loaded the code location; launching earlier fails."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        data = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": WORKSPACE_QUERY}, timeout=30).json()
+        entries = data["data"]["workspaceOrError"].get("locationEntries") or []
+        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+            errors = [e["locationOrLoadError"].get("message") for e in entries
+                      if e["locationOrLoadError"]["__typename"] == "PythonError"]
+            assert not errors, f"code location failed to load: {errors}"
+            return
+        time.sleep(2)
+    raise AssertionError(f"the code location did not load within {timeout_s}s")
+
+
 def test_a_run_launched_through_graphql_succeeds_and_its_checks_are_readable(tmp_path, monkeypatch):
     from dagster_graphql import DagsterGraphQLClient
 
@@ -69,20 +89,24 @@ def test_a_run_launched_through_graphql_succeeds_and_its_checks_are_readable(tmp
                         "CDP_START_DATE": start.isoformat()}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CDP_WAREHOUSE_PATH", raising=False)
+    # As `make ui` does: the project's dbt is the one on PATH.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     settings = Settings.from_env()
     generate(settings.data_dir, DemoConfig(customers=200, days=DAYS, end_date=END))
     (tmp_path / "home").mkdir()
     shutil.copyfile(PROJECT_ROOT / "orchestration" / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
     port = _free_port()
-    with demo_source_systems(settings):
+    log_path = tmp_path / "dagster-dev.log"
+    with demo_source_systems(settings), log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
              "-h", "127.0.0.1", "-p", str(port)],
             cwd=PROJECT_ROOT, env=os.environ.copy(), start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT,
         )
         try:
             _wait_for(f"http://127.0.0.1:{port}/server_info", process, 180)
+            _wait_for_code_location(port, 300)
             client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
             run_id = client.submit_job_execution(
                 "daily_refresh",
@@ -109,6 +133,10 @@ def test_a_run_launched_through_graphql_succeeds_and_its_checks_are_readable(tmp
                 latest = executions[0]
                 assert latest["runId"] in (run_id, daily_id) and latest["status"] == "SUCCEEDED", (path, name, latest)
                 assert latest["evaluation"]["success"] is True
+        except AssertionError as error:
+            # The webserver's and daemon's own words are what explains a stuck or failed run.
+            tail = log_path.read_text(errors="replace").splitlines()[-60:]
+            raise AssertionError(f"{error}\n--- dagster dev log (tail) ---\n" + "\n".join(tail)) from None
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:
