@@ -2,6 +2,8 @@
 
 - volume: the newest day received at least `min_share` of the median of the days before it
   (a feed that silently shrank — a truncated export, a filter gone wrong — stops the run);
+- acceptance: most of the newest day's rows passed the rules (a retyped or renamed column sends
+  a whole delivery to quarantine; reconciliation and volume still balance, so this stops it);
 - freshness: the newest day that brought any rows is at most `stale_after_days` behind the
   newest day loaded (a source that stopped delivering shows as stale the next day).
 Pure functions over a (day, rows) table, so they are tested without Dagster."""
@@ -21,6 +23,9 @@ class DeliveryRules:
     # Below this median a day-to-day comparison is noise (a CRM with three edits a day).
     min_baseline_rows: int = 50
     stale_after_days: int = 1
+    # A few messy rows are normal; most of a day quarantined means the feed changed shape.
+    max_quarantined_share: float = 0.5
+    min_rows_for_share: int = 5
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,30 @@ def rows_per_day(con: duckdb.DuckDBPyConnection, channel: str, last_day: date) -
         [last_day, last_day],
     ).fetchall()
     return {day: int(n) for day, n in rows}
+
+
+def accepted_and_quarantined(con: duckdb.DuckDBPyConnection, channel: str, day: date) -> tuple[int, int]:
+    """Rows of partition `day` in raw (accepted) and in quarantine."""
+    accepted, quarantined = con.execute(
+        f"""select (select count(*) from raw."{channel}" where _partition_date = ?),
+                  (select count(*) from quarantine."{channel}" where _partition_date = ?)""",
+        [day, day],
+    ).fetchone()
+    return int(accepted), int(quarantined)
+
+
+def acceptance_verdict(accepted: int, quarantined: int, day: date, rules: DeliveryRules) -> Verdict:
+    received = accepted + quarantined
+    share = quarantined / received if received else 0.0
+    meta = {"accepted": accepted, "quarantined": quarantined, "quarantined_share": round(share, 4),
+            "max_quarantined_share": rules.max_quarantined_share}
+    if received < rules.min_rows_for_share:
+        return Verdict(True, f"{day}: {received} rows, too few to judge a share", meta)
+    passed = share <= rules.max_quarantined_share
+    detail = (f"{day}: {quarantined} of {received} rows quarantined ({share:.0%})"
+              + ("" if passed else f", above {rules.max_quarantined_share:.0%}: the delivery's shape changed? "
+                 "see the quarantine reasons"))
+    return Verdict(passed, detail, meta)
 
 
 def volume_verdict(per_day: dict[date, int], day: date, loaded_days: list[date], rules: DeliveryRules) -> Verdict:

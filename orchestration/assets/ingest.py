@@ -10,7 +10,14 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from data_quality.delivery import DeliveryRules, freshness_verdict, rows_per_day, volume_verdict
+from data_quality.delivery import (
+    DeliveryRules,
+    acceptance_verdict,
+    accepted_and_quarantined,
+    freshness_verdict,
+    rows_per_day,
+    volume_verdict,
+)
 from orchestration.partitions import daily_partitions, days_in_range
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.sources.catalog import Channel, load_catalog
@@ -110,6 +117,21 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
 
     @dg.asset_check(
         asset=_asset,
+        name="mostly_accepted",
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=f"At most {DELIVERY.max_quarantined_share:.0%} of the newest day's rows went to quarantine; "
+        "a retyped or renamed column quarantines a whole delivery and must stop the run, not empty the marts.",
+    )
+    def _accepted(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
+        day = _newest_day(context)
+        with warehouse.get_connection() as con:
+            accepted, quarantined = accepted_and_quarantined(con, channel.name, day)
+        verdict = acceptance_verdict(accepted, quarantined, day, DELIVERY)
+        return dg.AssetCheckResult(passed=verdict.passed, description=verdict.detail, metadata=verdict.metadata)
+
+    @dg.asset_check(
+        asset=_asset,
         name="is_fresh",
         pool=WAREHOUSE_POOL,
         description=f"The source delivered rows within {DELIVERY.stale_after_days} day(s) of the newest day "
@@ -122,7 +144,7 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         return dg.AssetCheckResult(passed=verdict.passed, description=verdict.detail, metadata=verdict.metadata,
                                    severity=dg.AssetCheckSeverity.WARN)
 
-    return _asset, [_reconciles, _volume, _fresh]
+    return _asset, [_reconciles, _volume, _accepted, _fresh]
 
 
 def _newest_day(context: dg.AssetCheckExecutionContext) -> date:

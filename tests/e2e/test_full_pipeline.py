@@ -422,3 +422,40 @@ def test_a_contract_break_upstream_stops_the_run_and_leaves_the_serve_file_untou
         delivered[0].write_bytes(original)
     assert not ok, "a delivery without its amount column must fail the run"
     assert settings.serve_path.read_bytes() == before
+
+
+def test_a_retyped_column_stops_the_run_through_the_acceptance_check(erased):
+    """A delivery whose event type arrives as integer codes instead of names: every row is
+    quarantined with a reason, the load still reconciles, but the blocking acceptance check stops
+    the run and BI keeps the last good serve file."""
+    import json
+
+    from orchestration.cli import materialize_range
+    from orchestration.demo import demo_source_systems
+
+    settings, *_ = erased
+    day = E2E_END.isoformat()
+    delivered = sorted((settings.landing_dir / "web_events").glob(f"web_events_{day}*.jsonl"))
+    assert delivered
+    original = delivered[0].read_bytes()
+    rows = [json.loads(line) for line in original.decode("utf-8").splitlines() if line.strip()]
+    assert len(rows) >= 5, "the demo day must carry enough rows for the share to be judged"
+    codes: dict = {}
+    for row in rows:
+        row["event_type"] = codes.setdefault(row["event_type"], len(codes) + 1)
+    before = settings.serve_path.read_bytes()
+    delivered[0].write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    instance = _FIXTURE_INSTANCE["instance"]
+    try:
+        with demo_source_systems(settings):
+            ok = materialize_range(day, day, instance)
+    finally:
+        delivered[0].write_bytes(original)
+    assert not ok, "a delivery that lands entirely in quarantine must fail the run"
+    assert settings.serve_path.read_bytes() == before
+    run = instance.get_runs(limit=1)[0]
+    evaluations = [e.dagster_event.event_specific_data for e in instance.all_logs(run.run_id)
+                   if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    failed = {(ev.asset_key.to_user_string(), ev.check_name) for ev in evaluations if not ev.passed}
+    assert ("raw/web_events", "mostly_accepted") in failed
+    assert ("raw/web_events", "load_reconciles") not in failed

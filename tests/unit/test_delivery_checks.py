@@ -1,6 +1,6 @@
 from datetime import date, timedelta
 
-from data_quality.delivery import DeliveryRules, freshness_verdict, volume_verdict
+from data_quality.delivery import DeliveryRules, acceptance_verdict, freshness_verdict, volume_verdict
 
 DAY = date(2026, 10, 31)
 RULES = DeliveryRules(min_share=0.3, baseline_days=7, min_baseline_rows=20, stale_after_days=1)
@@ -36,3 +36,15 @@ def test_a_source_that_stopped_delivering_is_stale_the_next_day():
     stale = freshness_verdict({DAY - timedelta(days=2): 5, DAY - timedelta(days=1): 0}, DAY, RULES)
     assert not stale.passed and stale.metadata["days_behind"] == 2
     assert not freshness_verdict({}, DAY, RULES).passed
+
+
+def test_a_delivery_mostly_sent_to_quarantine_fails_the_acceptance_check():
+    verdict = acceptance_verdict(accepted=2, quarantined=18, day=DAY, rules=RULES)
+    assert not verdict.passed and "18 of 20 rows quarantined (90%)" in verdict.detail
+    assert acceptance_verdict(accepted=10, quarantined=10, day=DAY, rules=RULES).passed  # exactly the limit
+    assert acceptance_verdict(accepted=97, quarantined=3, day=DAY, rules=RULES).passed
+
+
+def test_acceptance_is_not_judged_on_a_handful_of_rows_or_an_empty_day():
+    assert acceptance_verdict(accepted=0, quarantined=4, day=DAY, rules=RULES).passed
+    assert acceptance_verdict(accepted=0, quarantined=0, day=DAY, rules=RULES).passed
