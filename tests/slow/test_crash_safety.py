@@ -1,6 +1,8 @@
-"""Promise: `kill -9` of a run during ingestion or during dbt leaves nothing a normal re-run
+"""Promises: `kill -9` of a run during ingestion or during dbt leaves nothing a normal re-run
 cannot repair — the re-run gives the same tables as an uninterrupted run, and the serve file is
-the last good one, never damaged. (SIGKILL during publish: tests/reliability/test_publish_crash.py.)"""
+the last good one, never damaged (SIGKILL during publish: tests/reliability/test_publish_crash.py).
+The same daily partition materialised three times, and an overlapping backfill, leave identical
+tables and no duplicate keys."""
 
 from __future__ import annotations
 
@@ -36,10 +38,11 @@ def _env(data: Path) -> dict:
     return env
 
 
-def _run(data: Path) -> subprocess.Popen:
+def _run(data: Path, days: int = DAYS) -> subprocess.Popen:
+    """`cdp run` over the `days` partitions ending at END (the data always covers all DAYS)."""
     return subprocess.Popen(
         [sys.executable, "-m", "orchestration.cli", "run", "--skip-generate", "--customers", str(CUSTOMERS),
-         "--days", str(DAYS), "--end-date", END.isoformat()],
+         "--days", str(days), "--end-date", END.isoformat()],
         env=_env(data), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -99,11 +102,32 @@ def _checksums(path: Path) -> dict:
         con.close()
 
 
-def test_kill_9_during_ingest_and_during_dbt_then_a_rerun_repairs_everything(tmp_path):
-    data = tmp_path / "data"
+# Keys that must stay unique however often a day is re-loaded.
+KEYS = {"raw.online_orders": "_source_location, _source_row", "quarantine.online_orders": "_source_location, _source_row",
+        "raw.web_events": "_source_location, _source_row", "marts.customer_history": "snapshot_date, customer_id",
+        "marts.customers": "customer_id", "ml.customer_scores": "customer_id"}
+
+
+def _duplicate_keys(path: Path) -> dict:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {t: n for t, key in KEYS.items()
+                if (n := con.execute(f"select count(*) - count(distinct ({key})) from {t}").fetchone()[0])}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A clean run over all days, and its per-table checksums."""
+    data = tmp_path_factory.mktemp("crash") / "data"
     generate(data, DemoConfig(customers=CUSTOMERS, days=DAYS, end_date=END))
     assert _run(data).wait(timeout=900) == 0, "the uninterrupted run failed"
-    reference = _checksums(data / "warehouse.duckdb")
+    return data, _checksums(data / "warehouse.duckdb")
+
+
+def test_kill_9_during_ingest_and_during_dbt_then_a_rerun_repairs_everything(reference):
+    data, reference = reference
 
     phases = {
         # The first channel is in raw and the others are loading; dbt has not started.
@@ -118,3 +142,14 @@ def test_kill_9_during_ingest_and_during_dbt_then_a_rerun_repairs_everything(tmp
         assert (data / "serve.duckdb").read_bytes() == serve_before, f"killed during {phase}: serve file changed"
         assert _run(data).wait(timeout=900) == 0, f"the re-run after a kill during {phase} failed"
         assert _checksums(data / "warehouse.duckdb") == reference, f"tables differ after a kill during {phase}"
+
+
+def test_a_day_materialised_three_times_and_an_overlapping_backfill_change_nothing(reference):
+    data, reference = reference
+    for attempt in range(3):
+        assert _run(data, days=1).wait(timeout=900) == 0, f"materialising {END} failed (attempt {attempt + 1})"
+        assert _checksums(data / "warehouse.duckdb") == reference, f"tables changed after attempt {attempt + 1}"
+        assert not _duplicate_keys(data / "warehouse.duckdb")
+    assert _run(data, days=10).wait(timeout=900) == 0, "the overlapping backfill failed"
+    assert _checksums(data / "warehouse.duckdb") == reference, "tables changed after an overlapping backfill"
+    assert not _duplicate_keys(data / "warehouse.duckdb")
