@@ -32,7 +32,7 @@ test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -m slow
 
 bench: $(BIN)/.installed
-	$(BIN)/cdp bench --size $(SIZE) --out data/bench/ingest-$(SIZE).json
+	$(BIN)/cdp bench --size $(SIZE) --out data/bench/pipeline-$(SIZE).json
 
 ui: $(BIN)/.installed
 	$(BIN)/cdp ui --port 3000

@@ -58,3 +58,163 @@ def bench_ingest(size: str, out: Path | None = None) -> dict:
         out.write_text(json.dumps(report, indent=2))
         print(f"written to {out}")
     return report
+
+
+# Step key → benchmark stage. Check-only steps are recognised from their events instead.
+STAGE_OF_STEP = {"cdp_dbt_models": "dbt", "ml__churn_model": "ML train", "ml__customer_scores": "ML score",
+                 "serve__bi_serve_file": "publish", "audit__identity_accuracy": "checks"}
+DBT_LAYERS = (("stg_", "dbt staging"), ("int_", "dbt intermediate"))
+
+
+def stage_of(step_key: str, checks_only: bool) -> str:
+    """The benchmark stage a Dagster step belongs to."""
+    if checks_only:
+        return "checks"
+    if step_key.startswith(("raw__", "private__")):
+        return "ingest"
+    return STAGE_OF_STEP.get(step_key, "other")
+
+
+def dbt_layer(unique_id: str, resource_type: str) -> str:
+    """A dbt node's layer by the project's naming (stg_ / int_ / business nouns); tests are checks."""
+    if resource_type in ("test", "unit_test"):
+        return "dbt tests (checks)"
+    name = unique_id.split(".")[-1]
+    return next((layer for prefix, layer in DBT_LAYERS if name.startswith(prefix)), "dbt marts")
+
+
+def step_timings(instance, run_id: str) -> list[dict]:
+    """Wall seconds per step of a finished run, from its event log."""
+    import dagster as dg
+
+    starts, ends, materialised, checked = {}, {}, set(), set()
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or not event.step_key:
+            continue
+        kind = event.event_type
+        if kind == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = record.timestamp
+        elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            ends[event.step_key] = record.timestamp
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            materialised.add(event.step_key)
+        elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            checked.add(event.step_key)
+    return [{"step": key, "stage": stage_of(key, key in checked and key not in materialised),
+             "seconds": ends[key] - starts[key]} for key in starts if key in ends]
+
+
+def _dbt_nodes(run_id: str) -> list[dict]:
+    from orchestration.dbt_project import dbt_project
+
+    found = sorted((dbt_project.project_dir / dbt_project.target_path).glob(f"cdp_dbt_models-{run_id[:7]}-*/run_results.json"))
+    if not found:
+        return []
+    return [{"unique_id": r["unique_id"], "seconds": r["execution_time"],
+             "resource_type": r["unique_id"].split(".")[0]} for r in json.loads(found[-1].read_text())["results"]]
+
+
+def _stage_rows(con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[dict]) -> dict[str, int]:
+    """Rows each stage produced: received rows for ingest, output table rows for the others."""
+    rows = {"ingest": con.execute("select coalesce(sum(rows_received), 0) from audit.load_ledger where load_id like ?",
+                                  [f"%:{run_id[:8]}"]).fetchone()[0]}
+    tables = {(s, n): t for s, n, t in con.execute(
+        "select table_schema, table_name, table_schema || '.' || table_name from information_schema.tables").fetchall()}
+    for node in nodes:
+        name = node["unique_id"].split(".")[-1]
+        layer = dbt_layer(node["unique_id"], node["resource_type"])
+        table = next((t for (s, n), t in tables.items() if n == name), None)
+        if node["resource_type"] == "model" and table:
+            rows[layer] = rows.get(layer, 0) + con.execute(f"select count(*) from {table}").fetchone()[0]
+    if ("ml", "customer_scores") in tables:
+        rows["ML score"] = con.execute("select count(*) from ml.customer_scores").fetchone()[0]
+    return rows
+
+
+def _stages(instance, run_id: str, warehouse: Path) -> list[dict]:
+    steps = step_timings(instance, run_id)
+    nodes = _dbt_nodes(run_id)
+    seconds: dict[str, float] = {}
+    for step in steps:
+        if step["stage"] != "dbt":
+            seconds[step["stage"]] = seconds.get(step["stage"], 0.0) + step["seconds"]
+    dbt_wall = sum(s["seconds"] for s in steps if s["stage"] == "dbt")
+    for node in nodes:
+        layer = dbt_layer(node["unique_id"], node["resource_type"])
+        seconds[layer] = seconds.get(layer, 0.0) + node["seconds"]
+    if dbt_wall:
+        # dbt start-up, parsing and Dagster's event handling around the models.
+        seconds["dbt overhead"] = max(0.0, dbt_wall - sum(n["seconds"] for n in nodes))
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = _stage_rows(con, run_id, nodes)
+    finally:
+        con.close()
+    order = ["ingest", "dbt staging", "dbt intermediate", "dbt marts", "dbt tests (checks)", "dbt overhead",
+             "ML train", "ML score", "checks", "publish", "other"]
+    return [{"stage": stage, "seconds": round(seconds[stage], 2), "rows": rows.get(stage),
+             "rows_per_s": round(rows[stage] / seconds[stage]) if rows.get(stage) and seconds[stage] else None}
+            for stage in order if stage in seconds]
+
+
+def bench_pipeline(size: str, out: Path | None = None, keep: Path | None = None) -> dict:
+    """The whole graph on generated data: a full build of every day but the last, then the last
+    day as the daily increment. Runs in this process so peak memory covers Dagster, DuckDB and
+    the ML; dbt runs as a child process and is reported separately."""
+    import os
+
+    config = SIZES[size]
+    first_day = config.end_date - timedelta(days=config.days - 1)
+    with tempfile.TemporaryDirectory(prefix=f"cdp-bench-{size}-") as tmp:
+        root = keep or Path(tmp)
+        os.environ.update(CDP_DATA_DIR=str(root), DAGSTER_HOME=str(root / "dagster_home"),
+                          CDP_START_DATE=first_day.isoformat())
+        os.environ.pop("CDP_WAREHOUSE_PATH", None)
+        (root / "dagster_home").mkdir(parents=True, exist_ok=True)
+
+        import dagster as dg
+
+        from orchestration.cli import materialize_range
+        from orchestration.dbt_project import prepare_manifest
+        from orchestration.demo import demo_source_systems
+        from orchestration.settings import PROJECT_ROOT, Settings
+
+        (root / "dagster_home" / "dagster.yaml").write_text((PROJECT_ROOT / "orchestration" / "dagster.yaml").read_text())
+        settings = Settings.from_env()
+        started = time.monotonic()
+        generate(root, config, progress=True, record_truth=False)
+        generated_s = time.monotonic() - started
+        prepare_manifest(force=True)
+        runs = []
+        with dg.DagsterInstance.get() as instance, demo_source_systems(settings):
+            for label, start, end in (("full build", first_day, config.end_date - timedelta(days=1)),
+                                      ("daily increment", config.end_date, config.end_date)):
+                started = time.monotonic()
+                ok = materialize_range(start.isoformat(), end.isoformat(), instance)
+                wall = time.monotonic() - started
+                run_id = instance.get_runs(limit=1)[0].run_id
+                runs.append({"run": label, "days": (end - start).days + 1, "succeeded": ok,
+                             "wall_seconds": round(wall, 1), "stages": _stages(instance, run_id, settings.warehouse_path)})
+    report = {
+        "size": size, "customers": config.customers, "days": config.days, "generate_seconds": round(generated_s, 1),
+        "runs": runs,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_children_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+    }
+    print(f"\npipeline benchmark '{size}': {config.customers:,} customers × {config.days} days "
+          f"(generated in {generated_s:.1f} s)")
+    for run in runs:
+        print(f"\n{run['run']} ({run['days']} days): {run['wall_seconds']} s wall"
+              + ("" if run["succeeded"] else "  — THE RUN FAILED, figures are partial"))
+        print(f"{'stage':<20}  {'seconds':>8}  {'rows':>12}  {'rows/s':>10}")
+        for s in run["stages"]:
+            print(f"{s['stage']:<20}  {s['seconds']:>8.2f}  {s['rows'] if s['rows'] is not None else '-':>12}  "
+                  f"{s['rows_per_s'] if s['rows_per_s'] is not None else '-':>10}")
+    print(f"\npeak memory: {report['peak_rss_mib']} MiB (this process: Dagster, ingest, DuckDB, ML); "
+          f"{report['peak_rss_children_mib']} MiB (largest child: dbt)")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(f"written to {out}")
+    return report
