@@ -1,5 +1,8 @@
 """dbt models as assets: staging → intermediate → marts, with dbt tests as asset checks."""
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
@@ -11,6 +14,16 @@ from orchestration.resources import WAREHOUSE_POOL
 COUNTED_LAYERS = {"intermediate", "marts", "reference"}
 # Marts whose distribution of customers a data engineer watches run to run: (schema, table) -> column.
 SHARE_COLUMNS = {("marts", "customer_rfm"): "segment", ("marts", "customer_lifecycle"): "lifecycle_stage"}
+# Every dbt invocation writes its artifacts (~14 MB: manifest, compiled SQL, run_results) to its
+# own folder under target/; a daily schedule would pile up gigabytes a year. Keep the recent ones.
+KEEP_DBT_INVOCATIONS = 20
+
+
+def stale_invocation_dirs(target: Path, keep: int = KEEP_DBT_INVOCATIONS) -> list[Path]:
+    """This asset's invocation folders beyond the `keep` newest."""
+    folders = sorted((p for p in target.glob("cdp_dbt_models-*") if p.is_dir()),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    return folders[keep:]
 
 
 def share_chart(shares: dict[str, float], width: int = 30) -> str:
@@ -57,5 +70,7 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
                     shares = share_metadata(con, tuple(key.path), SHARE_COLUMNS[tuple(key.path)])
                     event = event.with_metadata({**event.metadata, **shares})
             yield event
+    for folder in stale_invocation_dirs(dbt_project.project_dir / dbt_project.target_path):
+        shutil.rmtree(folder, ignore_errors=True)
     if not invocation.is_successful():
         raise dg.Failure(description="dbt build failed: see the failed models and tests in this run's checks and logs")
