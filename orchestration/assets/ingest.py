@@ -41,6 +41,11 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         owners=["team:data-engineering"],
         tags={"layer": "raw"},
+        # Evaluated inside the load's own step: a run that re-loads an overlapping day right
+        # after this one (a daily run during a backfill) cannot slip in between load and check.
+        check_specs=[dg.AssetCheckSpec(
+            "load_reconciles", asset=["raw", channel.name], blocking=True,
+            description="Every received row is either accepted into raw or quarantined, for this load.")],
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PathsResource):
         key_range = context.partition_key_range
@@ -49,6 +54,7 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         try:
             with warehouse.get_connection() as con:
                 result = load_channel(con, channel, days, load_id, Path(paths.landing_dir), Path(paths.data_dir))
+                reconciliation = reconcile(con, channel.name, load_id)
         except SourceError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         context.log.info(
@@ -68,33 +74,8 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
                 "rows_per_s": round(result.received / result.duration_s) if result.duration_s else 0,
                 "field_issues": dg.MetadataValue.json(result.field_issues),
                 "notes": "; ".join(result.notes) or "none",
-            }
-        )
-
-    @dg.asset_check(
-        asset=_asset,
-        name="load_reconciles",
-        blocking=True,
-        pool=WAREHOUSE_POOL,
-        description="Every received row is either accepted into raw or quarantined, for this run's load.",
-    )
-    def _reconciles(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
-        load_prefix = f"{channel.name}:%:{context.run.run_id[:8]}"
-        with warehouse.get_connection() as con:
-            row = con.execute(
-                f"""
-                select
-                    coalesce(sum(l.rows_received), 0),
-                    (select count(*) from raw.{channel.name} where _load_id like ?),
-                    (select count(*) from quarantine.{channel.name} where _load_id like ?)
-                from audit.load_ledger as l where l.load_id like ?
-                """,
-                [load_prefix, load_prefix, load_prefix],
-            ).fetchone()
-        received, accepted, quarantined = (int(v) for v in row)
-        return dg.AssetCheckResult(
-            passed=received == accepted + quarantined,
-            metadata={"received": received, "accepted_in_raw": accepted, "quarantined": quarantined},
+            },
+            check_results=[reconciliation],
         )
 
     @dg.asset_check(
@@ -144,7 +125,22 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         return dg.AssetCheckResult(passed=verdict.passed, description=verdict.detail, metadata=verdict.metadata,
                                    severity=dg.AssetCheckSeverity.WARN)
 
-    return _asset, [_reconciles, _volume, _accepted, _fresh]
+    return _asset, [_volume, _accepted, _fresh]
+
+
+def reconcile(con, channel: str, load_id: str) -> dg.AssetCheckResult:
+    """The ledger's received rows for a load against the rows it left in raw and quarantine."""
+    received, accepted, quarantined = (int(v) for v in con.execute(
+        f"""select coalesce((select sum(rows_received) from audit.load_ledger where load_id = $load), 0),
+                   (select count(*) from raw.{channel} where _load_id = $load),
+                   (select count(*) from quarantine.{channel} where _load_id = $load)""",
+        {"load": load_id},
+    ).fetchone())
+    return dg.AssetCheckResult(
+        check_name="load_reconciles",
+        passed=received == accepted + quarantined,
+        metadata={"received": received, "accepted_in_raw": accepted, "quarantined": quarantined},
+    )
 
 
 def _newest_day(context: dg.AssetCheckExecutionContext) -> date:

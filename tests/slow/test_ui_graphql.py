@@ -131,7 +131,10 @@ def test_a_run_launched_through_graphql_succeeds_and_its_checks_are_readable(tmp
                 executions = response.json()["data"]["assetCheckExecutions"]
                 assert executions, f"no execution of {'/'.join(path)}:{name}"
                 latest = executions[0]
-                assert latest["runId"] in (run_id, daily_id) and latest["status"] == "SUCCEEDED", (path, name, latest)
+                # The landing sensor's backlog run may be the last to evaluate a check; any run of
+                # this fresh instance counts, as long as it succeeded.
+                assert latest["status"] == "SUCCEEDED", (path, name, latest)
+                assert client.get_run_status(latest["runId"]).value == "SUCCESS", (path, name, latest)
                 assert latest["evaluation"]["success"] is True
         except AssertionError as error:
             # The webserver's and daemon's own words are what explains a stuck or failed run.
