@@ -158,7 +158,7 @@ def _stages(instance, run_id: str, warehouse: Path) -> list[dict]:
             for stage in order if stage in seconds]
 
 
-def bench_pipeline(size: str, out: Path | None = None, keep: Path | None = None) -> dict:
+def bench_pipeline(size: str, out: Path | None = None) -> dict:
     """The whole graph on generated data: a full build of every day but the last, then the last
     day as the daily increment. Runs in this process so peak memory covers Dagster, DuckDB and
     the ML; dbt runs as a child process and is reported separately."""
@@ -167,7 +167,7 @@ def bench_pipeline(size: str, out: Path | None = None, keep: Path | None = None)
     config = SIZES[size]
     first_day = config.end_date - timedelta(days=config.days - 1)
     with tempfile.TemporaryDirectory(prefix=f"cdp-bench-{size}-") as tmp:
-        root = keep or Path(tmp)
+        root = Path(tmp)
         os.environ.update(CDP_DATA_DIR=str(root), DAGSTER_HOME=str(root / "dagster_home"),
                           CDP_START_DATE=first_day.isoformat())
         os.environ.pop("CDP_WAREHOUSE_PATH", None)
