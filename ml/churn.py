@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from ml.config import ChurnConfig
 from ml.features import FEATURES
@@ -123,6 +124,13 @@ def train(
     """Rolling-origin backtest: each of the newest `backtest_folds` labelled cut-offs is judged by
     models trained on the cut-offs before it; candidates (and label-free challengers such as
     BG/NBD) are ranked by mean holdout AUC. The champion is refit on every cut-off."""
+    with threadpool_limits(config.threads):
+        return _train(load, first_day, as_of, config, challengers)
+
+
+def _train(
+    load: FeatureLoader, first_day: date, as_of: date, config: ChurnConfig, challengers: dict[str, Challenger] | None,
+) -> ChurnArtifact:
     challengers = challengers or {}
     cutoffs = labelled_cutoffs(first_day, as_of, config)
     if len(cutoffs) < 2:
@@ -229,7 +237,8 @@ def score(
     fitted model in the artifact) brings its probabilities as of the scoring day."""
     check_artifact(artifact)
     if artifact.model is not None:
-        probability = artifact.model.predict_proba(frame[artifact.features])[:, 1]
+        with threadpool_limits(config.threads):
+            probability = artifact.model.predict_proba(frame[artifact.features])[:, 1]
     else:
         if challenger_probability is None:
             raise ArtifactMismatch(f"champion {artifact.model_name} needs its probabilities computed at scoring time")
