@@ -32,6 +32,7 @@ test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -m slow
 
 bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/cdp bench --size $(SIZE) --out data/bench/pipeline-$(SIZE).json
 
 ui: $(BIN)/.installed

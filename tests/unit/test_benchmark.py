@@ -1,4 +1,4 @@
-from orchestration.benchmark import dbt_layer, stage_of
+from orchestration.benchmark import bare_duckdb_seconds, bare_statement, dbt_layer, stage_of, target_verdicts
 
 
 def test_steps_map_to_benchmark_stages():
@@ -19,3 +19,54 @@ def test_dbt_nodes_group_by_layer_and_tests_count_as_checks():
     assert dbt_layer("model.cdp.customer_rfm", "model") == "dbt marts"
     assert dbt_layer("test.cdp.unique_customers_customer_id.abc123", "test") == "dbt tests (checks)"
     assert dbt_layer("unit_test.cdp.customer_rfm.ties", "unit_test") == "dbt tests (checks)"
+
+
+def _node(materialized, unique_id="model.cdp.customers", sql="select 1 as x"):
+    return {"unique_id": unique_id, "resource_type": unique_id.split(".")[0], "sql": sql,
+            "relation": '"warehouse"."marts"."customers"', "materialized": materialized, "seconds": 1.0}
+
+
+def test_bare_statements_do_each_models_work_without_dbt():
+    assert bare_statement(_node("table")) == 'create or replace table "warehouse"."marts"."customers" as select 1 as x'
+    assert bare_statement(_node("view")).startswith('create or replace view "warehouse"."marts"."customers" as')
+    # An incremental model's new rows are its merge's input; they must not replace the table.
+    assert bare_statement(_node("incremental")) == "create or replace temp table bare_increment as select 1 as x"
+    assert bare_statement(_node("test", unique_id="test.cdp.unique_customers_customer_id.abc")) is None
+    assert bare_statement(_node("ephemeral", sql=None)) is None
+
+
+def test_bare_replay_times_each_layer_on_a_copy(tmp_path):
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute("create schema raw; create table raw.t as select range as id from range(1000)")
+    con.close()
+    nodes = [{"unique_id": "model.cdp.stg_x__ts", "resource_type": "model", "materialized": "view",
+              "sql": 'select id from "warehouse"."raw"."t"', "relation": '"warehouse"."raw"."stg_x__ts"'},
+             {"unique_id": "model.cdp.things", "resource_type": "model", "materialized": "table",
+              "sql": 'select count(*) as n from "warehouse"."raw"."stg_x__ts"', "relation": '"warehouse"."raw"."things"'}]
+    seconds = bare_duckdb_seconds(warehouse, nodes)
+    assert set(seconds) == {"dbt staging", "dbt marts"}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute("select count(*) from information_schema.tables where table_name = 'things'").fetchone()[0] == 0
+    con.close()
+
+
+def _report(full_s, increment_s, peak, stages=(), lifetimes_s=None, ours_s=1.0):
+    return {"runs": [{"run": "full build", "wall_seconds": full_s, "stages": list(stages)},
+                     {"run": "daily increment", "wall_seconds": increment_s, "stages": []}],
+            "peak_rss_mib": peak, "peak_rss_children_mib": 100,
+            "clv_fit": {"seconds": ours_s, "lifetimes_seconds": lifetimes_s}}
+
+
+def test_target_verdicts_name_the_missed_target_the_stage_and_the_factor():
+    slow = {"stage": "dbt marts", "seconds": 500.0, "bare_duckdb_seconds": 100.0}
+    verdicts = target_verdicts(_report(900, 30, 7 * 1024, [slow], lifetimes_s=2.0, ours_s=1.0))
+    assert any(v.startswith("MISSED  full build wall: 900.0 s, 3.0×") and "slowest stage: dbt marts" in v
+               for v in verdicts)
+    assert any(v.startswith("met     daily increment wall") for v in verdicts)
+    assert any(v.startswith("MISSED  peak memory") for v in verdicts)
+    assert any(v.startswith("MISSED  full build: dbt marts vs bare DuckDB: 5.0 ×") for v in verdicts)
+    assert any(v.startswith("met     CLV fit vs lifetimes") for v in verdicts)
+    assert all(v.startswith("met") for v in target_verdicts(_report(100, 10, 1024)))
