@@ -1,4 +1,8 @@
 {{ config(materialized='incremental', unique_key='node', on_schema_change='fail') }}
+{#- Spark without Delta cannot delete by key; every run writes every node, so it replaces the table. #}
+{%- if target.type == 'spark' %}
+{{ config(incremental_strategy='insert_overwrite') }}
+{%- endif %}
 -- Stable customer ids. Each identifier keeps the id its component had on the previous run:
 -- when components merge, the oldest id survives (earliest assigned, then smallest); when one
 -- splits, the part holding most of the old identifiers keeps the id and the rest get new ones.
