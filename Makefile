@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 CUSTOMERS ?= 2000
 DAYS ?= 365
 
-.PHONY: run test test-slow ui bench clean
+.PHONY: run test test-slow test-spark ui bench clean
 
 # Benchmark size: small | medium | large.
 SIZE ?= small
@@ -30,6 +30,14 @@ test: $(BIN)/.installed
 # Long reliability tests (the UI launched through GraphQL); CI runs them after `make test`.
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -m slow
+
+# The dbt project on a local Apache Spark, compared with DuckDB (needs Java 17); a separate CI target.
+$(BIN)/.installed-spark: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+	touch $@
+
+test-spark: $(BIN)/.installed-spark
+	$(BIN)/python -m pytest -m spark
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

@@ -42,6 +42,23 @@
     {{ dbt.safe_cast("replace(replace(trim(" ~ expr ~ "), 'T', ' '), 'Z', '')", api.Column.translate_type('timestamp')) }}
 {%- endmacro %}
 
+{# Spark: the same strptime formats as Java datetime patterns, and epoch seconds/milliseconds. #}
+{% macro spark__parse_utc_timestamp(expr) -%}
+    {%- set v = 'trim(' ~ expr ~ ')' -%}
+    {%- set java = {'%Y': 'yyyy', '%m': 'MM', '%d': 'dd', '%H': 'HH', '%M': 'mm', '%S': 'ss', '%f': 'SSSSSS', 'T': "'T'", 'Z': "'Z'"} -%}
+    coalesce(
+        {%- for f in var('timestamp_formats') %}
+        {%- set ns = namespace(pattern=f) %}
+        {%- for posix, pattern in java.items() %}{% set ns.pattern = ns.pattern | replace(posix, pattern) %}{% endfor %}
+        try_to_timestamp({{ v }}, "{{ ns.pattern }}"),
+        {%- endfor %}
+        case
+            when {{ v }} rlike '^[0-9]{13}$' then timestamp_millis(cast({{ v }} as bigint))
+            when {{ v }} rlike '^[0-9]{10}$' then timestamp_seconds(cast({{ v }} as bigint))
+        end
+    )
+{%- endmacro %}
+
 {% macro duckdb__parse_utc_timestamp(expr) -%}
     {%- set v = 'trim(' ~ expr ~ ')' -%}
     coalesce(

@@ -41,9 +41,10 @@
     {{ return(adapter.dispatch('hmac_sha256', 'cdp')(expr, key)) }}
 {%- endmacro %}
 
+{# sha2 returns the digest as hex text already (as DuckDB's sha256 does). #}
 {% macro default__hmac_sha256(expr, key) -%}
     case when {{ expr }} is not null then
-        lower(hex(sha2(concat({{ key }}.opad, unhex(sha2(concat({{ key }}.ipad, cast({{ expr }} as binary)), 256))), 256)))
+        lower(sha2(concat({{ key }}.opad, unhex(sha2(concat({{ key }}.ipad, cast({{ expr }} as binary)), 256))), 256))
     end
 {%- endmacro %}
 

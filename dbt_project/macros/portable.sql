@@ -13,6 +13,11 @@
     regexp_replace({{ expr }}, '{{ pattern }}', '{{ replacement }}', 'g')
 {%- endmacro %}
 
+{# Spark's regexp_replace already replaces every match; its patterns are Java's (see java_regex). #}
+{% macro spark__regexp_replace_all(expr, pattern, replacement) -%}
+    regexp_replace({{ expr }}, '{{ cdp.java_regex(pattern) }}', '{{ replacement }}')
+{%- endmacro %}
+
 {% macro regexp_like(expr, pattern) -%}
     {{ return(adapter.dispatch('regexp_like', 'cdp')(expr, pattern)) }}
 {%- endmacro %}
@@ -26,7 +31,21 @@
 {%- endmacro %}
 
 {% macro spark__regexp_like(expr, pattern) -%}
-    ({{ expr }} rlike '{{ pattern }}')
+    ({{ expr }} rlike '{{ cdp.java_regex(pattern) }}')
+{%- endmacro %}
+
+{# The patterns are written with POSIX classes ([:space:], [:cntrl:]), which RE2 (DuckDB) knows
+   and Java's regex (Spark) silently reads as plain characters; Java spells them \p{Space} etc.
+   The backslash is doubled because Spark's SQL string literals treat it as an escape. #}
+{% macro java_regex(pattern) -%}
+    {%- set classes = {'alnum': 'Alnum', 'alpha': 'Alpha', 'blank': 'Blank', 'cntrl': 'Cntrl', 'digit': 'Digit',
+                       'graph': 'Graph', 'lower': 'Lower', 'print': 'Print', 'punct': 'Punct', 'space': 'Space',
+                       'upper': 'Upper', 'xdigit': 'XDigit'} -%}
+    {%- set ns = namespace(pattern=pattern) -%}
+    {%- for posix, java in classes.items() -%}
+        {%- set ns.pattern = ns.pattern | replace('[:' ~ posix ~ ':]', '\\\\p{' ~ java ~ '}') -%}
+    {%- endfor -%}
+    {{ ns.pattern }}
 {%- endmacro %}
 
 {# Label propagation refers to each pass twice; materialising the pass keeps the plan linear. #}
@@ -37,3 +56,42 @@
 {% macro default__cte_materialized() -%}{%- endmacro %}
 
 {% macro duckdb__cte_materialized() -%}materialized{%- endmacro %}
+
+{# Spark overrides of dbt's own cross-database macros (the root project's spark__ versions win over
+   dbt-spark's). dbt-spark's dateadd goes through unix seconds, which drops fractions of a second,
+   and its safe_cast is a plain cast, which fails on bad text under ANSI mode (Spark 4's default). #}
+{% macro spark__safe_cast(field, type) -%}
+    try_cast({{ field }} as {{ type }})
+{%- endmacro %}
+
+{# Like DuckDB's date + interval: a timestamp, to the microsecond; null in, null out. #}
+{% macro spark__dateadd(datepart, interval, from_date_or_timestamp) -%}
+    timestampadd({{ datepart }}, {{ interval }}, {{ from_date_or_timestamp }})
+{%- endmacro %}
+
+{# Like DuckDB's date_diff: the number of day (month, year) boundaries between the two. #}
+{% macro spark__datediff(first_date, second_date, datepart) -%}
+    {%- if datepart == 'day' -%}
+        datediff(cast({{ second_date }} as date), cast({{ first_date }} as date))
+    {%- elif datepart == 'month' -%}
+        ((year({{ second_date }}) * 12 + month({{ second_date }})) - (year({{ first_date }}) * 12 + month({{ first_date }})))
+    {%- elif datepart == 'year' -%}
+        (year({{ second_date }}) - year({{ first_date }}))
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("datediff by " ~ datepart ~ " is not implemented for Spark") }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# Contracts declare DuckDB's type names; Spark has no varchar without a length and calls it string.
+   dbt checks a contract by casting nulls to the declared types, so translate them there. #}
+{% macro spark__get_empty_schema_sql(columns) -%}
+    {%- set translated = {} -%}
+    {%- for name, column in columns.items() -%}
+        {%- set column = column.copy() if column is mapping else column.to_dict() -%}
+        {%- if (column.get('data_type') or '').strip().lower() in ('varchar', 'text') -%}
+            {%- do column.update({'data_type': 'string'}) -%}
+        {%- endif -%}
+        {%- do translated.update({name: column}) -%}
+    {%- endfor -%}
+    {{ return(dbt.default__get_empty_schema_sql(translated)) }}
+{%- endmacro %}

@@ -1,4 +1,14 @@
 {{ config(materialized='incremental', unique_key='node', on_schema_change='fail') }}
+{#- Spark without Delta cannot delete by key; every run writes every node, so it replaces the table.
+    Spark cannot overwrite a table the query reads, so the previous run is copied aside first. #}
+{%- if target.type == 'spark' %}
+{{ config(
+    incremental_strategy='insert_overwrite',
+    pre_hook=["drop table if exists {{ this.incorporate(path={'identifier': this.identifier ~ '__previous'}) }}",
+              "{% if is_incremental() %}create table {{ this.incorporate(path={'identifier': this.identifier ~ '__previous'}) }} using parquet as select * from {{ this }}{% endif %}"],
+    post_hook=["drop table if exists {{ this.incorporate(path={'identifier': this.identifier ~ '__previous'}) }}"]
+) }}
+{%- endif %}
 -- Stable customer ids. Each identifier keeps the id its component had on the previous run:
 -- when components merge, the oldest id survives (earliest assigned, then smallest); when one
 -- splits, the part holding most of the old identifiers keeps the id and the rest get new ones.
@@ -14,7 +24,8 @@ as_of as (
 
 previous as (
     {% if is_incremental() %}
-    select node, customer_id, assigned_on from {{ this }}
+    select node, customer_id, assigned_on
+    from {{ this.incorporate(path={'identifier': this.identifier ~ '__previous'}) if target.type == 'spark' else this }}
     {% else %}
     select
         cast(null as {{ dbt.type_string() }}) as node,

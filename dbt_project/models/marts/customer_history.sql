@@ -7,6 +7,10 @@
     unique_key='snapshot_date',
     on_schema_change='append_new_columns'
 ) }}
+{#- Spark without Delta has no delete+insert: overwriting the day's partition does the same. #}
+{%- if target.type == 'spark' %}
+{{ config(incremental_strategy='insert_overwrite', partition_by=['snapshot_date']) }}
+{%- endif %}
 
 select
     lifecycle.as_of_date as snapshot_date,
