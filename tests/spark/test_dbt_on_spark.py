@@ -48,21 +48,8 @@ SOURCE_SCHEMAS = ("raw", "private")
 EXCLUDE: list[str] = []
 KEYS = {"marts.customers": ["customer_id"], "marts.customer_rfm": ["customer_id"]}
 # Doubles are computed in a different order on each engine (sums, averages, ratios); compared
-# with a tolerance. Every other column must be equal, with one exception below.
+# with a tolerance. Every other column must be equal.
 FLOAT_TOLERANCE = 1e-9
-# int_customer_profiles means to break a tie in engagement by the order of vars.contact_channels,
-# but its tie-break adds up one `case ... end` per channel, and all but one of them are null, so
-# the sum is null and a tie is broken arbitrarily: each engine may pick a different one of the
-# tied channels. Until the model is fixed (which changes DuckDB's output), the channel Spark picks
-# must be one of those tied for the most engagement among the consented channels.
-TIED_COLUMNS = {"marts.customers": {"preferred_channel": """
-    select consents.customer_id, consents.contact_channel
-    from intermediate.int_customer_consents as consents
-    left join intermediate.int_customer_engagement as engagement
-        on consents.customer_id = engagement.customer_id and consents.contact_channel = engagement.contact_channel
-    where consents.consented
-    qualify coalesce(engagement.touches, 0) = max(coalesce(engagement.touches, 0)) over (partition by consents.customer_id)
-"""}}
 
 
 @pytest.fixture(scope="module")
@@ -203,17 +190,6 @@ def _differences(duck: dict[tuple, dict], spark: dict[tuple, dict]) -> dict[str,
     return differing
 
 
-def _tied_choices(warehouse: Path, sql: str) -> dict[tuple, set]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        choices: dict[tuple, set] = {}
-        for customer_id, choice in con.execute(sql).fetchall():
-            choices.setdefault((customer_id,), set()).add(choice)
-        return choices
-    finally:
-        con.close()
-
-
 def _duckdb_records(warehouse: Path, table: str) -> tuple[list[str], list[dict]]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -243,11 +219,6 @@ def test_mart_matches_duckdb(duckdb_run, spark_run, table):
         f"only on Spark {sorted(set(on_spark) - set(duck))[:5]}"
     )
     differing = _differences(duck, on_spark)
-    for column, sql in TIED_COLUMNS.get(table, {}).items():
-        tied = _tied_choices(settings.warehouse_path, sql)
-        outside_tie = [(k, d, s) for k, d, s in differing.pop(column, []) if not {d, s} <= tied.get(k, set())]
-        if outside_tie:
-            differing[column] = outside_tie
     assert not differing, f"{table}: values differ " + "; ".join(
         f"{column} ({len(diffs)} rows, e.g. {diffs[:2]})" for column, diffs in sorted(differing.items())
     )

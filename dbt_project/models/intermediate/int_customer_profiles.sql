@@ -79,9 +79,8 @@ preferred as (
             row_number() over (
                 partition by consents.customer_id
                 order by coalesce(engagement.touches, 0) desc,
-                {%- for channel in contact_channels() %}
-                    case when consents.contact_channel = '{{ channel }}' then {{ loop.index }} end{% if not loop.last %} +{% endif %}
-                {%- endfor %}
+                    case consents.contact_channel
+                    {%- for channel in contact_channels() %} when '{{ channel }}' then {{ loop.index }}{% endfor %} end
             ) as preference_rank
         from {{ ref('int_customer_consents') }} as consents
         left join {{ ref('int_customer_engagement') }} as engagement
