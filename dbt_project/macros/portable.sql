@@ -48,7 +48,7 @@
     {{ ns.pattern }}
 {%- endmacro %}
 
-{# Label propagation refers to each pass twice; materialising the pass keeps the plan linear. #}
+{# Label propagation: DuckDB materialises each pass once instead of inlining the chain of passes. #}
 {% macro cte_materialized() -%}
     {{ return(adapter.dispatch('cte_materialized', 'cdp')()) }}
 {%- endmacro %}
