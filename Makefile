@@ -36,7 +36,9 @@ $(BIN)/.installed-spark: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
 	touch $@
 
+# The test skips without pyspark or Java; here their absence is an error, not a green skip.
 test-spark: $(BIN)/.installed-spark
+	$(BIN)/python -c "import pyspark, dbt.adapters.spark" && java -version 2>/dev/null
 	$(BIN)/python -m pytest -m spark
 
 bench: $(BIN)/.installed
