@@ -217,16 +217,15 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
         os.environ.update(CDP_DATA_DIR=str(root), DAGSTER_HOME=str(root / "dagster_home"),
                           CDP_START_DATE=first_day.isoformat())
         os.environ.pop("CDP_WAREHOUSE_PATH", None)
-        (root / "dagster_home").mkdir(parents=True, exist_ok=True)
 
         import dagster as dg
 
-        from orchestration.cli import materialize_range
+        from orchestration.cli import _prepare_instance, materialize_range
         from orchestration.dbt_project import prepare_manifest
         from orchestration.demo import demo_source_systems
-        from orchestration.settings import PROJECT_ROOT, Settings
+        from orchestration.settings import Settings
 
-        (root / "dagster_home" / "dagster.yaml").write_text((PROJECT_ROOT / "orchestration" / "dagster.yaml").read_text())
+        _prepare_instance()
         settings = Settings.from_env()
         started = time.monotonic()
         generate(root, config, progress=True, record_truth=False)
