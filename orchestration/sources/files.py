@@ -13,6 +13,7 @@ import hashlib
 import io
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -49,8 +50,18 @@ def _digest(fs, path: str) -> str:
     return sha.hexdigest()
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One file to land: where it is, the partition day it belongs to, how raw names it."""
+
+    path: str
+    day: str
+    location: str
+
+
 class _FileReader:
-    """Stages one file at a time into _incoming / _incoming_rejects."""
+    """Stages a channel's files into _incoming / _incoming_rejects: one DuckDB scan per group of
+    files that share a layout (one INSERT per file costs more than reading the file)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, channel: Channel, fs, workdir: Path):
         self.con, self.channel, self.fs, self.workdir = con, channel, fs, workdir
@@ -64,12 +75,12 @@ class _FileReader:
         protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) else self.fs.protocol
         return f"{protocol}://{path}"
 
-    def utf8_copy(self, path: str) -> str:
+    def utf8_copy(self, path: str, n: int) -> str:
         """DuckDB reads UTF-8 only: transcode other encodings into a local UTF-8 copy, streaming."""
         codec = _codec(self.channel)
         if codec == "utf-8-sig":
             return self.duckdb_path(path)
-        target = self.workdir / (Path(path).name + ".utf8")
+        target = self.workdir / f"{n}-{Path(path).name}.utf8"
         decoder = codecs.getincrementaldecoder(codec)(errors="strict")
         offset = 0
         with self.fs.open(path, "rb") as source, open(target, "w", encoding="utf-8", newline="") as out:
@@ -96,14 +107,50 @@ class _FileReader:
     def _select_list(self, expr_for) -> str:
         return ", ".join(expr_for(self.channel.source_name(c)) for c in self.channel.columns)
 
-    def stage(self, path: str, day: str, location: str) -> None:
-        if self.fs.size(path) == 0:
-            return  # an empty delivery is zero rows, not an error
-        reader = getattr(self, f"_stage_{self.channel.format}")
+    def stage(self, deliveries: list[Delivery]) -> None:
+        deliveries = [d for d in deliveries if self.fs.size(d.path) > 0]  # an empty delivery is zero rows
+        groups: dict[tuple, list[tuple[Delivery, str]]] = {}
+        for n, delivery in enumerate(deliveries):
+            readable, layout = self._prepare(delivery, n)
+            groups.setdefault(layout, []).append((delivery, readable))
         try:
-            reader(path, lit(day), lit(location))
-        except duckdb.Error as exc:
-            raise SourceFileError(f"{self.channel.name}: cannot read {path}: {str(exc).splitlines()[0]}") from None
+            for layout, group in groups.items():
+                self._register(group)
+                try:
+                    getattr(self, f"_stage_{self.channel.format}")(list(layout), [readable for _, readable in group])
+                except duckdb.Error as exc:
+                    # Line-level problems become reject rows; what is left here is file-level.
+                    shown = group[0][0].path if len(group) == 1 else f"the {len(group)} files {group[0][0].path} .. {group[-1][0].path}"
+                    raise SourceFileError(f"{self.channel.name}: cannot read {shown}: {str(exc).splitlines()[0]}") from None
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS _files")
+
+    def _prepare(self, delivery: Delivery, n: int) -> tuple[str, tuple]:
+        """The path DuckDB reads and the file's layout (its header for CSV; files of one layout share a scan)."""
+        if self.channel.format == "parquet":
+            readable = self.duckdb_path(delivery.path)
+            try:
+                present = [row[0] for row in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(readable)})").fetchall()]
+            except duckdb.Error:
+                raise SourceFileError(f"{self.channel.name}: {delivery.path} is not a readable Parquet file") from None
+            self._check_columns(delivery.path, present)
+            return readable, ()
+        readable = self.utf8_copy(delivery.path, n)
+        if self.channel.format == "jsonl":
+            return readable, ()
+        header = self._header(delivery.path, readable)
+        self._check_columns(delivery.path, header)
+        return readable, tuple(header)
+
+    def _register(self, group: list[tuple[Delivery, str]]) -> None:
+        """_files: each file DuckDB reads (by the name its scan reports) with its day and location."""
+        rows = ", ".join(f"({lit(readable)}, DATE {lit(d.day)}, {lit(d.location)})" for d, readable in group)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _files (file VARCHAR, day DATE, location VARCHAR)")
+        self.con.execute(f"INSERT INTO _files VALUES {rows}")
+
+    @staticmethod
+    def _sources(readables: list[str]) -> str:
+        return "[" + ", ".join(lit(r) for r in readables) + "]"
 
     def _header(self, path: str, readable: str) -> list[str]:
         local_copy = self.local or readable != self.duckdb_path(path)
@@ -115,59 +162,62 @@ class _FileReader:
         with handle:
             return next(csv.reader(handle, delimiter=self.channel.delimiter), [])
 
-    def _stage_csv(self, path: str, day: str, location: str) -> None:
-        readable = self.utf8_copy(path)
-        header = self._header(path, readable)
-        self._check_columns(path, header)
+    # A scan keeps its files' order and each file's line order (DuckDB preserves insertion order),
+    # so a row's number within its file is its number in the scan minus the file's first.
+    _ROW_IN_FILE = "_n - min(_n) OVER (PARTITION BY _file) + 1"
+
+    def _stage_csv(self, header: list[str], readables: list[str]) -> None:
         columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
-        delim = lit(self.channel.delimiter)
         source = (
-            f"read_csv({lit(readable)}, columns={columns}, header=true, auto_detect=false, delim={delim}, "
-            "quote='\"', escape='\"', store_rejects=true, rejects_table='_rejects', rejects_scan='_rejects_scan')"
+            f"read_csv({self._sources(readables)}, columns={columns}, header=true, auto_detect=false, "
+            f"delim={lit(self.channel.delimiter)}, quote='\"', escape='\"', filename='_file', "
+            "store_rejects=true, rejects_table='_rejects', rejects_scan='_rejects_scan')"
         )
         self.con.execute("DROP TABLE IF EXISTS _rejects")
         self.con.execute("DROP TABLE IF EXISTS _rejects_scan")
         self.con.execute(
-            f"INSERT INTO _incoming SELECT {self._select_list(q)}, {day}, {location}, row_number() OVER () FROM {source}"
+            f"INSERT INTO _incoming SELECT {self._select_list(q)}, f.day, f.location, {self._ROW_IN_FILE} "
+            f"FROM (SELECT *, row_number() OVER () AS _n FROM {source}) JOIN _files AS f ON f.file = _file"
         )
         self.con.execute(
-            "INSERT INTO _incoming_rejects SELECT any_value(csv_line), "
-            "'unreadable CSV line: ' || string_agg(DISTINCT lower(CAST(error_type AS VARCHAR)), ', '), "
-            f"{day}, {location}, line FROM _rejects GROUP BY line"
+            "INSERT INTO _incoming_rejects SELECT any_value(r.csv_line), "
+            "'unreadable CSV line: ' || string_agg(DISTINCT lower(CAST(r.error_type AS VARCHAR)), ', '), "
+            "any_value(f.day), any_value(f.location), r.line "
+            "FROM _rejects AS r JOIN _rejects_scan AS s USING (scan_id, file_id) JOIN _files AS f ON f.file = s.file_path "
+            "GROUP BY r.scan_id, r.file_id, r.line"
         )
 
-    def _stage_jsonl(self, path: str, day: str, location: str) -> None:
-        readable = self.utf8_copy(path)
+    def _stage_jsonl(self, _: list[str], readables: list[str]) -> None:
         # One text column per line (a control character no JSON text contains unescaped as the
         # delimiter), so a broken line is one bad row with its line number, not a failed file.
         lines = (
-            f"SELECT line, row_number() OVER () AS n FROM read_csv({lit(readable)}, columns={{'line': 'VARCHAR'}}, "
-            f"header=false, auto_detect=false, delim={lit(LINE_DELIMITER)}, quote='', escape='', strict_mode=false)"
+            f"SELECT line, _file, row_number() OVER () AS _n FROM read_csv({self._sources(readables)}, "
+            f"columns={{'line': 'VARCHAR'}}, header=false, auto_detect=false, delim={lit(LINE_DELIMITER)}, "
+            "quote='', escape='', strict_mode=false, filename='_file')"
         )
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _lines AS {lines}")
-        # Validate first, into its own table: extraction must never meet a broken line.
+        # Judged once, into its own column: extraction must never meet a broken line.
         is_object = "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END"
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _objects AS SELECT line, n FROM _lines WHERE {is_object}")
-        extract = self._select_list(lambda name: f"json_extract_string(line, {lit('$.' + json_path_key(name))})")
-        self.con.execute(f"INSERT INTO _incoming SELECT {extract}, {day}, {location}, n FROM _objects")
         self.con.execute(
-            f"INSERT INTO _incoming_rejects SELECT line, 'malformed JSON line', {day}, {location}, n FROM _lines "
-            f"WHERE nullif(trim(line), '') IS NOT NULL AND NOT ({is_object})"
+            f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT line, f.day, f.location, {self._ROW_IN_FILE} AS n, "
+            f"{is_object} AS is_object FROM ({lines}) JOIN _files AS f ON f.file = _file"
+        )
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _objects AS SELECT * FROM _lines WHERE is_object")
+        extract = self._select_list(lambda name: f"json_extract_string(line, {lit('$.' + json_path_key(name))})")
+        self.con.execute(f"INSERT INTO _incoming SELECT {extract}, day, location, n FROM _objects")
+        self.con.execute(
+            "INSERT INTO _incoming_rejects SELECT line, 'malformed JSON line', day, location, n FROM _lines "
+            "WHERE nullif(trim(line), '') IS NOT NULL AND NOT is_object"
         )
         self.con.execute("DROP TABLE _objects")
         self.con.execute("DROP TABLE _lines")
 
-    def _stage_parquet(self, path: str, day: str, location: str) -> None:
-        source = f"read_parquet({lit(self.duckdb_path(path))})"
-        try:
-            present = [row[0] for row in self.con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
-        except duckdb.Error:
-            raise SourceFileError(f"{self.channel.name}: {path} is not a readable Parquet file") from None
-        self._check_columns(path, present)
+    def _stage_parquet(self, _: list[str], readables: list[str]) -> None:
         # Whatever type a column arrived in, raw keeps its text; the row rules judge the value.
+        source = (f"read_parquet({self._sources(readables)}, union_by_name=true, filename='_file', "
+                  "file_row_number=true)")
         self.con.execute(
-            f"INSERT INTO _incoming SELECT {self._select_list(lambda n: f'CAST({q(n)} AS VARCHAR)')}, {day}, {location}, "
-            f"row_number() OVER () FROM {source}"
+            f"INSERT INTO _incoming SELECT {self._select_list(lambda n: f'CAST({q(n)} AS VARCHAR)')}, f.day, f.location, "
+            f"file_row_number + 1 FROM {source} JOIN _files AS f ON f.file = _file"
         )
 
 
@@ -192,18 +242,19 @@ def load_partition(
         source_location=channel.location(str(landing)),
     )
     create_incoming(con, channel)
+    deliveries = []
+    for day, files in files_by_day.items():
+        seen: dict[str, str] = {}
+        for path in files:
+            name = Path(path).name
+            if len(files) > 1:  # a re-sent copy of a file already read today is skipped, not doubled
+                digest = _digest(fs, path)
+                if digest in seen:
+                    result.notes.append(f"{name} is a duplicate delivery of {seen[digest]}: skipped")
+                    continue
+                seen[digest] = name
+            deliveries.append(Delivery(path, day, f"{Path(path).parent.name}/{name}"))
     with tempfile.TemporaryDirectory(prefix="cdp-ingest-") as workdir:
-        reader = _FileReader(con, channel, fs, Path(workdir))
-        for day, files in files_by_day.items():
-            seen: dict[str, str] = {}
-            for path in files:
-                name = Path(path).name
-                if len(files) > 1:  # a re-sent copy of a file already read today is skipped, not doubled
-                    digest = _digest(fs, path)
-                    if digest in seen:
-                        result.notes.append(f"{name} is a duplicate delivery of {seen[digest]}: skipped")
-                        continue
-                    seen[digest] = name
-                reader.stage(path, day, f"{Path(path).parent.name}/{name}")
-                result.units += 1
+        _FileReader(con, channel, fs, Path(workdir)).stage(deliveries)
+    result.units = len(deliveries)
     return land(con, channel, result, started)

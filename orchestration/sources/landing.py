@@ -86,18 +86,20 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
         erased = drop_erased(con, channel)
         if erased:
             result.notes.append(f"{erased} rows of erased people not landed")
+        # Each row's rules are judged once; the verdict splits it between raw and quarantine.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _judged AS SELECT *, {reason} AS _reason FROM _incoming")
         con.execute(f"DELETE FROM raw.{table} WHERE {window}")
         con.execute(f"DELETE FROM quarantine.{table} WHERE {window}")
         con.execute(f"DELETE FROM audit.field_issues WHERE channel = ? AND {window}", [channel.name])
         con.execute(
             f"INSERT INTO raw.{table} SELECT {select}, _partition_date, _source_location, _source_row, ?, ? "
-            f"FROM _incoming WHERE ({reason}) IS NULL",
+            "FROM _judged WHERE _reason IS NULL",
             [result.load_id, loaded_at],
         )
         con.execute(
             f"INSERT INTO quarantine.{table} "
-            f"SELECT to_json(struct_pack({select}))::VARCHAR, {reason}, _partition_date, _source_location, "
-            f"_source_row, ?, ? FROM _incoming WHERE ({reason}) IS NOT NULL "
+            f"SELECT to_json(struct_pack({select}))::VARCHAR, _reason, _partition_date, _source_location, "
+            "_source_row, ?, ? FROM _judged WHERE _reason IS NOT NULL "
             "UNION ALL SELECT record, reason, _partition_date, _source_location, _source_row, ?, ? FROM _incoming_rejects",
             [result.load_id, loaded_at, result.load_id, loaded_at],
         )
@@ -105,7 +107,7 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
         for column, issue, condition in field_issues(channel):
             con.execute(
                 f"INSERT INTO audit.field_issues SELECT ?, ?, ?, _partition_date, _source_location, _source_row, ?, ? "
-                f"FROM _incoming WHERE ({reason}) IS NULL AND ({condition})",
+                f"FROM _judged WHERE _reason IS NULL AND ({condition})",
                 [channel.name, column, issue, result.load_id, loaded_at],
             )
         result.field_issues = {
@@ -142,8 +144,8 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
         con.execute("ROLLBACK")
         raise
     finally:
-        con.execute("DROP TABLE IF EXISTS _incoming")
-        con.execute("DROP TABLE IF EXISTS _incoming_rejects")
+        for temp in ("_judged", "_incoming", "_incoming_rejects"):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
     return result
 
 
