@@ -216,3 +216,30 @@ def test_invalid_contacts_keep_the_row_and_are_logged_without_the_value(tmp_path
     # Re-loading the day replaces its issues instead of adding to them.
     load(con, ORDERS, tmp_path, load_id="load-2")
     assert con.execute("select count(*) from audit.field_issues").fetchone()[0] == 2
+
+
+def test_a_range_read_in_one_scan_keeps_each_file_its_day_location_and_line_numbers(tmp_path, con):
+    # Three days, two header layouts, a broken line in the middle file, a second JSON Lines range.
+    put(tmp_path, "online_orders/online_orders_2026-10-01.csv", ORDER_HEADER + ORDER.format(n=1) + ORDER.format(n=2))
+    put(tmp_path, "online_orders/online_orders_2026-10-02.csv",
+        "status,amount,currency,device_id,phone,email,member_id,ordered_at,order_id\n"
+        "completed,5.00,CNY,D1,,,M1,2026-10-02T10:00:00Z,O3\n" '"unclosed,quote\n')
+    put(tmp_path, "online_orders/online_orders_2026-10-03.csv", ORDER_HEADER + ORDER.format(n=4))
+    load(con, ORDERS, tmp_path, days=("2026-10-01", "2026-10-02", "2026-10-03"))
+    rows = con.execute("select order_id, amount, _partition_date::varchar, _source_location, _source_row "
+                       "from raw.online_orders order by order_id").fetchall()
+    assert rows == [("O1", "10.00", "2026-10-01", "online_orders/online_orders_2026-10-01.csv", 1),
+                    ("O2", "10.00", "2026-10-01", "online_orders/online_orders_2026-10-01.csv", 2),
+                    ("O3", "5.00", "2026-10-02", "online_orders/online_orders_2026-10-02.csv", 1),
+                    ("O4", "10.00", "2026-10-03", "online_orders/online_orders_2026-10-03.csv", 1)]
+    assert con.execute("select _partition_date::varchar, _source_location, _source_row from quarantine.online_orders"
+                       ).fetchall() == [("2026-10-02", "online_orders/online_orders_2026-10-02.csv", 3)]
+
+    web = '{"event_id": "W%d", "event_time": "2026-10-0%dT10:00:00Z", "event_type": "login"}\n'
+    put(tmp_path, "web_events/web_events_2026-10-01.jsonl", web % (1, 1) + web % (2, 1))
+    put(tmp_path, "web_events/web_events_2026-10-02.jsonl", "{broken\n" + web % (3, 2))
+    load(con, WEB, tmp_path, days=("2026-10-01", "2026-10-02"), load_id="load-2")
+    assert con.execute("select event_id, _partition_date::varchar, _source_row from raw.web_events union all "
+                       "select record, _partition_date::varchar, _source_row from quarantine.web_events "
+                       "where reason = 'malformed JSON line' order by 1").fetchall() == [
+        ("W1", "2026-10-01", 1), ("W2", "2026-10-01", 2), ("W3", "2026-10-02", 2), ("{broken", "2026-10-02", 1)]
