@@ -1,4 +1,11 @@
-from orchestration.benchmark import bare_duckdb_seconds, bare_statement, dbt_layer, stage_of, target_verdicts
+from orchestration.benchmark import (
+    bare_duckdb_seconds,
+    bare_statement,
+    dbt_layer,
+    split_bookkeeping,
+    stage_of,
+    target_verdicts,
+)
 
 
 def test_steps_map_to_benchmark_stages():
@@ -11,6 +18,14 @@ def test_steps_map_to_benchmark_stages():
     assert stage_of("serve__bi_serve_file", checks_only=False) == "publish"
     assert stage_of("audit__identity_accuracy", checks_only=False) == "checks"  # a quality measure
     assert stage_of("something__new", checks_only=False) == "other"
+
+
+def test_dagster_bookkeeping_is_split_out_of_ingest_and_run_start():
+    stages = split_bookkeeping({"ingest": 100.0, "dbt": 50.0}, load_seconds=30.0, wall=170.0)
+    assert stages == {"ingest": 30.0, "Dagster events": 70.0, "dbt": 50.0, "Dagster run start": 20.0}
+    # A run without ingest (or a clock skew between ledger and event log) never goes negative.
+    assert split_bookkeeping({"dbt": 50.0}, load_seconds=0.0, wall=49.0) == {"dbt": 50.0, "Dagster run start": 0.0}
+    assert split_bookkeeping({"ingest": 10.0}, load_seconds=12.0, wall=10.0)["Dagster events"] == 0.0
 
 
 def test_dbt_nodes_group_by_layer_and_tests_count_as_checks():
