@@ -135,9 +135,38 @@ def _dbt_nodes(run_id: str) -> list[dict]:
         return []
     manifest = json.loads((found[-1].parent / "manifest.json").read_text())["nodes"]
     return [{"unique_id": r["unique_id"], "seconds": r["execution_time"], "resource_type": r["unique_id"].split(".")[0],
-             "sql": r.get("compiled_code"), "relation": r.get("relation_name"),
+             "span": _span(r.get("timing") or [], r["execution_time"]), "sql": r.get("compiled_code"), "relation": r.get("relation_name"),
              "materialized": manifest.get(r["unique_id"], {}).get("config", {}).get("materialized")}
             for r in json.loads(found[-1].read_text())["results"]]
+
+
+def _span(timing: list[dict], seconds: float) -> tuple[float, float]:
+    """When dbt started compiling a node and finished executing it, as epoch seconds (a node
+    without timings, e.g. skipped, counts as its own seconds at time zero)."""
+    from datetime import datetime
+
+    stamps = [datetime.fromisoformat(t[k].replace("Z", "+00:00")).timestamp()
+              for t in timing for k in ("started_at", "completed_at") if t.get(k)]
+    return (min(stamps), max(stamps)) if stamps else (0.0, seconds)
+
+
+def union_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of the (start, end) intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def layer_wall_seconds(nodes: list[dict]) -> dict[str, float]:
+    """Wall seconds per dbt layer: the time at least one of its nodes was running. dbt runs
+    nodes on several threads, so summing their own times would count parallel work twice."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for node in nodes:
+        spans.setdefault(dbt_layer(node["unique_id"], node["resource_type"]), []).append(node["span"])
+    return {layer: union_seconds(intervals) for layer, intervals in spans.items()}
 
 
 def bare_statement(node: dict) -> str | None:
@@ -209,12 +238,10 @@ def _stages(instance, run_id: str, warehouse: Path, wall: float) -> tuple[list[d
     seconds = split_bookkeeping(seconds, load_seconds, wall)
     seconds.pop("dbt", None)
     dbt_wall = sum(s["seconds"] for s in steps if s["stage"] == "dbt")
-    for node in nodes:
-        layer = dbt_layer(node["unique_id"], node["resource_type"])
-        seconds[layer] = seconds.get(layer, 0.0) + node["seconds"]
+    seconds.update(layer_wall_seconds(nodes))
     if dbt_wall:
         # dbt start-up, parsing and Dagster's event handling around the models.
-        seconds["dbt overhead"] = max(0.0, dbt_wall - sum(n["seconds"] for n in nodes))
+        seconds["dbt overhead"] = max(0.0, dbt_wall - union_seconds([n["span"] for n in nodes]))
     order = ["Dagster run start", "ingest", "Dagster events", "dbt staging", "dbt intermediate", "dbt marts",
              "dbt tests (checks)", "dbt overhead", "ML train", "ML score", "checks", "publish", "other"]
     return [{"stage": stage, "seconds": round(seconds[stage], 2), "rows": rows.get(stage),

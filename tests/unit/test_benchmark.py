@@ -2,6 +2,7 @@ from orchestration.benchmark import (
     bare_duckdb_seconds,
     bare_statement,
     dbt_layer,
+    layer_wall_seconds,
     split_bookkeeping,
     stage_of,
     target_verdicts,
@@ -34,6 +35,16 @@ def test_dbt_nodes_group_by_layer_and_tests_count_as_checks():
     assert dbt_layer("model.cdp.customer_rfm", "model") == "dbt marts"
     assert dbt_layer("test.cdp.unique_customers_customer_id.abc123", "test") == "dbt tests (checks)"
     assert dbt_layer("unit_test.cdp.customer_rfm.ties", "unit_test") == "dbt tests (checks)"
+
+
+def test_a_layers_seconds_are_its_wall_time_not_the_sum_of_parallel_nodes():
+    def node(unique_id, start, end):
+        return {"unique_id": unique_id, "resource_type": unique_id.split(".")[0], "seconds": end - start,
+                "span": (start, end)}
+
+    nodes = [node("model.cdp.int_a", 0, 10), node("model.cdp.int_b", 5, 12),  # two threads overlap
+             node("model.cdp.int_c", 20, 21), node("test.cdp.unique_a.x", 10, 30)]
+    assert layer_wall_seconds(nodes) == {"dbt intermediate": 13.0, "dbt tests (checks)": 20.0}
 
 
 def _node(materialized, unique_id="model.cdp.customers", sql="select 1 as x"):
