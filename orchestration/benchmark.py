@@ -116,7 +116,8 @@ def step_timings(instance, run_id: str) -> tuple[list[dict], int]:
 def split_bookkeeping(seconds: dict[str, float], load_seconds: float, wall: float) -> dict[str, float]:
     """Stage seconds with Dagster's own bookkeeping taken out of them: an ingest step's time
     beyond its loads (the ledger's durations) is spent writing one materialisation event per
-    partition; the run's wall time beyond its steps is run start, which writes the planned events."""
+    partition; the run's wall time beyond its steps is run start (resolving the job, planning the
+    run and writing one planned event per partition)."""
     stages = dict(seconds)
     steps_total = sum(stages.values())
     if "ingest" in stages:
