@@ -116,6 +116,27 @@ def _exclusive_cli_run(instance):
         yield
 
 
+# Dagster's opt-in to write one "planned" event per asset for a multi-day run instead of one per
+# asset and day: a year of history is ~4,000 fewer events at ~25 ms each in the SQLite event log.
+# The cost: if such a run fails, its days show as missing rather than failed in the UI (the run
+# itself shows failed). Single-day runs, the schedule's, keep Dagster's default; a value set in
+# the environment wins either way.
+PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
+@contextmanager
+def one_planned_event_per_asset(enabled: bool):
+    """Opt in (PLANNED_EVENTS_ENV) for the run created inside, unless the environment decides."""
+    owned = enabled and PLANNED_EVENTS_ENV not in os.environ
+    if owned:
+        os.environ[PLANNED_EVENTS_ENV] = "true"
+    try:
+        yield
+    finally:
+        if owned:
+            os.environ.pop(PLANNED_EVENTS_ENV, None)
+
+
 def materialize_range(start: str, end: str, instance=None, job: str = "daily_refresh", ops: dict | None = None) -> bool:
     """Run a partitioned job over [start, end] as one run (the ingest assets read all days at
     once), recorded in the Dagster instance of $DAGSTER_HOME unless another is given."""
@@ -129,7 +150,7 @@ def materialize_range(start: str, end: str, instance=None, job: str = "daily_ref
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if ops:
         run_config["ops"] = ops
-    with _exclusive_cli_run(instance):
+    with _exclusive_cli_run(instance), one_planned_event_per_asset(start != end):
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance,
             tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end, CLI_RUN_TAG: "cli"},

@@ -4,6 +4,7 @@ one row per customer where the grain says so, and give identical tables the seco
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import timedelta
 
 import dagster as dg
@@ -78,6 +79,7 @@ def two_runs():
         second_ok = materialize_range(start, E2E_END.isoformat(), instance)
         second = _checksums(settings.warehouse_path) if second_ok else None
     _FIXTURE_INSTANCE["instance"] = instance
+    _FIXTURE_INSTANCE["range_run_ids"] = [run.run_id for run in instance.get_runs()]
     return settings, (first_ok, first, first_serve), (second_ok, second)
 
 
@@ -215,6 +217,20 @@ def test_dagster_event_log_has_no_clear_text_contacts(two_runs):
             text = (record.user_message or "") + repr(record.dagster_event)
             assert not EMAIL.search(text.encode()), f"an email address reached the event log: {record.step_key}"
             assert not PHONE.search(text.encode()), f"a phone number reached the event log: {record.step_key}"
+
+
+def test_range_runs_plan_each_asset_once_and_record_every_day(two_runs):
+    """A multi-day run writes one planned event per asset, not one per asset and day, and every
+    day of a daily-partitioned asset is still recorded as materialised."""
+    instance = _FIXTURE_INSTANCE["instance"]
+    assert len(_FIXTURE_INSTANCE["range_run_ids"]) == 3
+    for run_id in _FIXTURE_INSTANCE["range_run_ids"]:
+        planned = Counter(record.dagster_event.asset_key for record in instance.all_logs(
+            run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED))
+        assert dg.AssetKey(["raw", "web_events"]) in planned
+        assert set(planned.values()) == {1}, planned.most_common(3)
+    days = {(E2E_END - timedelta(days=n)).isoformat() for n in range(E2E_DAYS)}
+    assert instance.get_materialized_partitions(dg.AssetKey(["raw", "web_events"])) == days
 
 
 def test_customer_keys_are_hmacs_with_the_pipeline_key(two_runs):
