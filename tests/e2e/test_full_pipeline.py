@@ -233,6 +233,20 @@ def test_range_runs_plan_each_asset_once_and_record_every_day(two_runs):
     assert instance.get_materialized_partitions(dg.AssetKey(["raw", "web_events"])) == days
 
 
+def test_dbt_materialisations_carry_row_counts_from_staging_to_marts(two_runs):
+    settings, _, _ = two_runs
+    instance = _FIXTURE_INSTANCE["instance"]
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        for schema, table in (("staging", "stg_web__events"), ("intermediate", "int_touchpoints_linked"),
+                              ("marts", "customers")):
+            event = instance.get_latest_materialization_event(dg.AssetKey([schema, table]))
+            recorded = event.asset_materialization.metadata["dagster/row_count"].value
+            assert recorded == con.execute(f"select count(*) from {schema}.{table}").fetchone()[0] > 0
+    finally:
+        con.close()
+
+
 def test_customer_keys_are_hmacs_with_the_pipeline_key(two_runs):
     import hashlib
     import hmac
