@@ -89,7 +89,8 @@ ASSET_EVENTS = ("ASSET_MATERIALIZATION", "ASSET_MATERIALIZATION_PLANNED")
 
 def step_timings(instance, run_id: str) -> tuple[list[dict], int]:
     """Wall seconds per step of a finished run, from its event log, and how many asset events
-    (planned and materialised, one each per asset partition) the run wrote."""
+    (planned: one per asset, or per asset partition for a single day; materialised: one per asset
+    partition) the run wrote."""
     import dagster as dg
 
     starts, ends, materialised, checked = {}, {}, set(), set()
@@ -117,7 +118,7 @@ def split_bookkeeping(seconds: dict[str, float], load_seconds: float, wall: floa
     """Stage seconds with Dagster's own bookkeeping taken out of them: an ingest step's time
     beyond its loads (the ledger's durations) is spent writing one materialisation event per
     partition; the run's wall time beyond its steps is run start (resolving the job, planning the
-    run and writing one planned event per partition)."""
+    run and writing its planned events)."""
     stages = dict(seconds)
     steps_total = sum(stages.values())
     if "ingest" in stages:
@@ -312,7 +313,7 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
           f"(generated in {generated_s:.1f} s)")
     for run in runs:
         print(f"\n{run['run']} ({run['days']} days): {run['wall_seconds']} s wall, "
-              f"{run['asset_events']:,} Dagster asset events (planned + materialised, per asset partition)"
+              f"{run['asset_events']:,} Dagster asset events (planned + materialised)"
               + ("" if run["succeeded"] else "  — THE RUN FAILED, figures are partial"))
         print(f"{'stage':<20}  {'seconds':>8}  {'bare DuckDB':>11}  {'rows':>12}  {'rows/s':>10}")
         for s in run["stages"]:
