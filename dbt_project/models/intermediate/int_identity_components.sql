@@ -3,47 +3,59 @@
 -- `converged` says whether one more pass would change anything; a test requires it.
 {% set passes = var('identity')['max_iterations'] %}
 
-with recursive_free_edges as (
-    select node_from as node, node_to as neighbour from {{ ref('int_identity_edges') }}
-    union all
-    select node_to as node, node_from as neighbour from {{ ref('int_identity_edges') }}
+with nodes as {{ cte_materialized() }} (
+    select
+        node,
+        -- Passes carry integers, not identifier text: every pass is held until the query ends,
+        -- and numbered in text order the smallest number is still the smallest identifier.
+        row_number() over (order by node) as node_id
+    from (
+        select distinct observed.node
+        from {{ ref('int_identifiers_observed') }} as observed
+        left join {{ ref('int_identifiers_shared') }} as shared on observed.node = shared.node
+        where shared.node is null
+    ) as usable
 ),
 
-nodes as (
-    select distinct observed.node
-    from {{ ref('int_identifiers_observed') }} as observed
-    left join {{ ref('int_identifiers_shared') }} as shared on observed.node = shared.node
-    where shared.node is null
+edges as (
+    select from_node.node_id as node_id, to_node.node_id as neighbour_id
+    from {{ ref('int_identity_edges') }} as edges
+    inner join nodes as from_node on edges.node_from = from_node.node
+    inner join nodes as to_node on edges.node_to = to_node.node
 ),
 
 -- Every node is its own neighbour too: a pass then reads the pass before it once, so the plan
 -- stays linear on engines that inline CTEs (Spark) rather than doubling with every pass.
-neighbours as (
-    select node, neighbour from recursive_free_edges
+neighbours as {{ cte_materialized() }} (
+    select node_id, neighbour_id from edges
     union all
-    select node, node as neighbour from nodes
+    select neighbour_id, node_id from edges
+    union all
+    select node_id, node_id from nodes
 ),
 
 labels_0 as {{ cte_materialized() }} (
-    select node, node as label from nodes
+    select node_id, node_id as label from nodes
 ),
 
 {% for i in range(1, passes + 2) %}
 labels_{{ i }} as {{ cte_materialized() }} (
-    select neighbours.node, min(previous.label) as label
+    select neighbours.node_id, min(previous.label) as label
     from neighbours
-    inner join labels_{{ i - 1 }} as previous on neighbours.neighbour = previous.node
-    group by neighbours.node
+    inner join labels_{{ i - 1 }} as previous on neighbours.neighbour_id = previous.node_id
+    group by neighbours.node_id
 ),
 {% endfor %}
 
 final as (
     select
-        current_pass.node,
-        current_pass.label as component,
+        nodes.node,
+        components.node as component,
         current_pass.label = next_pass.label as converged
     from labels_{{ passes }} as current_pass
-    inner join labels_{{ passes + 1 }} as next_pass on current_pass.node = next_pass.node
+    inner join labels_{{ passes + 1 }} as next_pass on current_pass.node_id = next_pass.node_id
+    inner join nodes on current_pass.node_id = nodes.node_id
+    inner join nodes as components on current_pass.label = components.node_id
 )
 
 select * from final
