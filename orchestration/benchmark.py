@@ -183,15 +183,16 @@ def bare_statement(node: dict) -> str | None:
     return f"create or replace table {node['relation']} as {node['sql']}"
 
 
-def bare_duckdb_seconds(warehouse: Path, nodes: list[dict]) -> dict[str, float]:
+def bare_duckdb_seconds(warehouse: Path, nodes: list[dict], memory_limit: str) -> dict[str, float]:
     """Seconds per dbt layer when each model's compiled SQL runs straight in DuckDB (one
     connection, no dbt), replayed in the order dbt finished the models on a copy of the warehouse
-    as the run left it. The copy keeps the file name: compiled SQL names the database by it."""
+    as the run left it, under dbt's memory limit. The copy keeps the file name: compiled SQL
+    names the database by it."""
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="cdp-bench-bare-") as tmp:
         copy = Path(tmp) / warehouse.name
         shutil.copyfile(warehouse, copy)
-        con = duckdb.connect(str(copy))
+        con = duckdb.connect(str(copy), config={"memory_limit": memory_limit})
         try:
             for node in nodes:
                 statement = bare_statement(node)
@@ -300,7 +301,7 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
         # Replays run after both runs so their memory stays out of the peaks; the full build's
         # SQL then meets one more day of data than it did, a rounding error against a year.
         for run, run_nodes in zip(runs, nodes):
-            bare = bare_duckdb_seconds(settings.warehouse_path, run_nodes)
+            bare = bare_duckdb_seconds(settings.warehouse_path, run_nodes, settings.duckdb_memory_limit)
             for stage in run["stages"]:
                 stage["bare_duckdb_seconds"] = round(bare[stage["stage"]], 2) if stage["stage"] in bare else None
         clv_fit = clv_side_by_side(settings.warehouse_path, config.end_date)

@@ -26,10 +26,12 @@ class PathsResource(dg.ConfigurableResource):
 
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings = settings or Settings.from_env()
-    # dbt reads the warehouse path from the environment (profiles.yml); keep both on one file.
+    # dbt reads the warehouse path and memory limit from the environment (profiles.yml).
     os.environ["CDP_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    os.environ["CDP_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
     return {
-        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "warehouse": DuckDBResource(database=str(settings.warehouse_path),
+                                    connection_config={"memory_limit": settings.duckdb_memory_limit}),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "paths": PathsResource(
             data_dir=str(settings.data_dir),

@@ -13,6 +13,9 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 # The first day the daily partitions cover; the demo data ends on DEMO_END_DATE by default.
 DEFAULT_START_DATE = "2025-11-01"
+# DuckDB's buffer limit per process (the pipeline's and dbt's): beyond it DuckDB spills to disk
+# instead of taking most of the machine's memory. dbt_project/profiles.yml repeats the default.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Settings:
     model_dir: Path
     erasure_requests: Path
     start_date: date
+    duckdb_memory_limit: str
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -36,4 +40,5 @@ class Settings:
             model_dir=Path(os.environ.get("CDP_MODEL_DIR", data_dir / "models")).resolve(),
             erasure_requests=Path(os.environ.get("CDP_ERASURE_REQUESTS", data_dir / "privacy" / "erasure_requests.csv")).resolve(),
             start_date=date.fromisoformat(os.environ.get("CDP_START_DATE", DEFAULT_START_DATE)),
+            duckdb_memory_limit=os.environ.get("CDP_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
         )

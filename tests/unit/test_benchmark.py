@@ -72,7 +72,7 @@ def test_bare_replay_times_each_layer_on_a_copy(tmp_path):
               "sql": 'select id from "warehouse"."raw"."t"', "relation": '"warehouse"."raw"."stg_x__ts"'},
              {"unique_id": "model.cdp.things", "resource_type": "model", "materialized": "table",
               "sql": 'select count(*) as n from "warehouse"."raw"."stg_x__ts"', "relation": '"warehouse"."raw"."things"'}]
-    seconds = bare_duckdb_seconds(warehouse, nodes)
+    seconds = bare_duckdb_seconds(warehouse, nodes, "1GB")
     assert set(seconds) == {"dbt staging", "dbt marts"}
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("select count(*) from information_schema.tables where table_name = 'things'").fetchone()[0] == 0
