@@ -7,8 +7,9 @@ id_value, requested_at). Applying them:
   2. remembers what was erased without keeping it readable: source record keys
      (private.erased_records) and keyed hashes of the identifiers (private.erased_keys);
   3. deletes the person's rows from raw and quarantine, and their customer ids from the tables
-     that carry history from run to run (stable ids, id changes, snapshots). The dbt models that
-     rebuild from raw then no longer see them, and the serve file is written anew.
+     that carry history from run to run (stable ids, id changes, snapshots); drops the staging
+     tables, which restage only changed keys, so the next dbt run builds them from raw again.
+     The dbt models then no longer see the person, and the serve file is written anew.
 Landing calls `drop_erased` on every delivery, so a backfill that re-reads old source files
 cannot bring the person back."""
 
@@ -51,6 +52,7 @@ class ErasureResult:
     customers: int = 0
     records: int = 0
     rows_deleted: dict[str, int] = field(default_factory=dict)
+    tables_dropped: list[str] = field(default_factory=list)
 
 
 def read_requests(path: Path) -> tuple[list[ErasureRequest], dict[str, str]]:
@@ -196,6 +198,7 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
                 if deleted:
                     result.rows_deleted[f"{schema}.{channel.name}"] = int(deleted)
     result.rows_deleted.update(_delete_history(con))
+    result.tables_dropped = _drop_staging(con)
 
     result.customers = con.execute("SELECT count(DISTINCT customer_id) FROM _customers").fetchone()[0]
     result.records = con.execute("SELECT count(*) FROM (SELECT DISTINCT channel, record_id FROM _records)").fetchone()[0]
@@ -210,6 +213,18 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
     for name in ("_requests", "_requested", "_customers", "_identifiers", "_records"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     return result
+
+
+def _drop_staging(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Drop the staging tables: they restage only keys delivered since their last build
+    (dbt_project/macros/restaging.sql), so they would keep the erased rows. Dropped, they are
+    built from raw in full on the next run."""
+    tables = [t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging' AND table_type = 'BASE TABLE'"
+        " ORDER BY 1").fetchall()]
+    for table in tables:
+        con.execute(f"DROP TABLE staging.{q(table)}")
+    return [f"staging.{t}" for t in tables]
 
 
 def _delete_history(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

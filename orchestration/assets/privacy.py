@@ -63,6 +63,7 @@ def erased_records(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
         "records_erased": result.records,
         "requests_matching_no_customer": result.unmatched,
         "rows_deleted": dg.MetadataValue.json(result.rows_deleted),
+        "tables_dropped_for_rebuild": dg.MetadataValue.json(result.tables_dropped),
         "requests_applied_total": int(totals[0]),
         "records_erased_total": int(totals[1]),
     })

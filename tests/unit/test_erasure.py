@@ -50,3 +50,19 @@ def test_landing_drops_rows_of_erased_people_by_key_and_by_identifier():
     assert [r for (r,) in con.execute("SELECT order_id FROM _incoming ORDER BY 1").fetchall()] == ["O2", "O3"]
     assert con.execute("SELECT count(*) FROM _incoming_rejects").fetchone()[0] == 1
     assert con.execute("SELECT count(*) FROM private.erased_keys WHERE value_key LIKE '%@%'").fetchone()[0] == 0
+
+
+def test_applying_a_request_drops_the_staging_tables_so_they_are_rebuilt_from_raw():
+    con = duckdb.connect()
+    install_key(con, b"k" * 32)
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR, email VARCHAR)")
+    con.execute("INSERT INTO staging.stg_shop__orders VALUES ('O1', 'gone@example.com')")
+    con.execute("CREATE VIEW staging.v AS SELECT 1 AS x")
+    result = apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)])
+    assert result.tables_dropped == ["staging.stg_shop__orders"]
+    assert [t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'").fetchall()] == ["v"]
+    # Nothing pending: nothing dropped.
+    con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR)")
+    assert apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)]).tables_dropped == []

@@ -1,8 +1,6 @@
-with source as (
-    select * from {{ source('app', 'app_events') }}
-),
-
-deduplicated as (
+{{ config(**restaging_config('event_id')) }}
+{% call restaged(source('app', 'app_events'), 'event_id') %}
+with deduplicated as (
     {{ latest_per_key('source', 'event_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
@@ -13,5 +11,7 @@ select
     {{ clean_text('member_id') }} as member_id,
     lower({{ clean_text('event_type') }}) as event_type,
     lower({{ clean_text('platform') }}) as platform,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from deduplicated
+{% endcall %}

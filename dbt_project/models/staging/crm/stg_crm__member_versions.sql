@@ -1,10 +1,8 @@
 -- Every delivered version of a member profile: identity linking needs old phones and
 -- emails too, not just the latest profile.
-with source as (
-    select * from {{ source('crm', 'crm_members') }}
-),
-
-versions as (
+{{ config(**restaging_config('member_id')) }}
+{% call restaged(source('crm', 'crm_members'), 'member_id') %}
+with versions as (
     {{ latest_per_key('source', 'member_id, updated_at', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
@@ -19,5 +17,7 @@ select
     {{ parse_utc_timestamp('updated_at') }} as updated_at,
     {{ parse_boolean('consent_email') }} as consent_email,
     {{ parse_boolean('consent_sms') }} as consent_sms,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from versions
+{% endcall %}

@@ -5,5 +5,5 @@ with versions as (
 
 select
     member_id, full_name, email, phone, loyalty_card, city, registered_at, updated_at,
-    consent_email, consent_sms
+    consent_email, consent_sms, delivered_on, _loaded_at
 from ({{ latest_per_key('versions', 'member_id', 'updated_at desc') }}) as latest

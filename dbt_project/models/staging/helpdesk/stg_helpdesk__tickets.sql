@@ -1,9 +1,7 @@
 -- A ticket is re-delivered whenever it changes; the latest version describes it.
-with source as (
-    select * from {{ source('helpdesk', 'service_tickets') }}
-),
-
-latest as (
+{{ config(**restaging_config('ticket_id')) }}
+{% call restaged(source('helpdesk', 'service_tickets'), 'ticket_id') %}
+with latest as (
     {{ latest_per_key('source', 'ticket_id', 'updated_at desc, _loaded_at desc, _source_row desc') }}
 )
 
@@ -18,5 +16,7 @@ select
     lower({{ clean_text('category') }}) as category,
     lower({{ clean_text('status') }}) as status,
     message,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from latest
+{% endcall %}

@@ -1,8 +1,6 @@
-with source as (
-    select * from {{ source('messaging', 'email_events') }}
-),
-
-deduplicated as (
+{{ config(**restaging_config('event_id')) }}
+{% call restaged(source('messaging', 'email_events'), 'event_id') %}
+with deduplicated as (
     {{ latest_per_key('source', 'event_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
@@ -14,5 +12,7 @@ select
     {{ normalize_phone('phone') }} as phone,
     {{ clean_text('campaign_id') }} as campaign_id,
     lower({{ clean_text('event_type') }}) as event_type,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from deduplicated
+{% endcall %}

@@ -1,9 +1,7 @@
 -- Store tills export local time without a zone; convert to UTC here, once.
-with source as (
-    select * from {{ source('pos', 'pos_purchases') }}
-),
-
-deduplicated as (
+{{ config(**restaging_config('transaction_id')) }}
+{% call restaged(source('pos', 'pos_purchases'), 'transaction_id') %}
+with deduplicated as (
     {{ latest_per_key('source', 'transaction_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
@@ -16,5 +14,7 @@ select
     {{ normalize_phone('phone') }} as phone,
     {{ parse_amount('amount') }} as amount,
     {{ dbt.safe_cast('items', api.Column.translate_type('integer')) }} as items,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from deduplicated
+{% endcall %}

@@ -1,8 +1,6 @@
-with source as (
-    select * from {{ source('shop', 'order_lines') }}
-),
-
-deduplicated as (
+{{ config(**restaging_config('order_id')) }}
+{% call restaged(source('shop', 'order_lines'), 'order_id') %}
+with deduplicated as (
     {{ latest_per_key('source', 'order_id, line_no', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
@@ -13,5 +11,7 @@ select
     {{ clean_text('sku') }} as sku,
     {{ dbt.safe_cast(clean_text('quantity'), api.Column.translate_type('integer')) }} as quantity,
     {{ parse_amount('unit_price') }} as unit_price,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from deduplicated
+{% endcall %}

@@ -1,8 +1,6 @@
-with source as (
-    select * from {{ source('shop', 'online_orders') }}
-),
-
-deduplicated as (
+{{ config(**restaging_config('order_id')) }}
+{% call restaged(source('shop', 'online_orders'), 'order_id') %}
+with deduplicated as (
     {{ latest_per_key('source', 'order_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
@@ -16,5 +14,7 @@ select
     {{ parse_amount('amount') }} as amount,
     upper({{ clean_text('currency') }}) as currency,
     lower({{ clean_text('status') }}) as status,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from deduplicated
+{% endcall %}

@@ -1,8 +1,6 @@
-with source as (
-    select * from {{ source('social', 'social_interactions') }}
-),
-
-deduplicated as (
+{{ config(**restaging_config('interaction_id')) }}
+{% call restaged(source('social', 'social_interactions'), 'interaction_id') %}
+with deduplicated as (
     {{ latest_per_key('source', 'interaction_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
@@ -15,5 +13,7 @@ select
     {{ clean_text('member_id') }} as member_id,
     lower({{ clean_text('interaction_type') }}) as interaction_type,
     {{ clean_text('group_id') }} as group_id,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from deduplicated
+{% endcall %}

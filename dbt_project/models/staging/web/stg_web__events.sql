@@ -1,8 +1,6 @@
-with source as (
-    select * from {{ source('web', 'web_events') }}
-),
-
-deduplicated as (
+{{ config(**restaging_config('event_id')) }}
+{% call restaged(source('web', 'web_events'), 'event_id') %}
+with deduplicated as (
     {{ latest_per_key('source', 'event_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
@@ -14,5 +12,7 @@ select
     {{ normalize_email('email') }} as email,
     lower({{ clean_text('event_type') }}) as event_type,
     {{ clean_text('page') }} as page,
-    _partition_date as delivered_on
+    _partition_date as delivered_on,
+    _loaded_at
 from deduplicated
+{% endcall %}
