@@ -59,6 +59,13 @@ def labelled_cutoffs(first_day: date, as_of: date, config: ChurnConfig) -> list[
     return [c for c in cutoffs if c >= first_day + timedelta(days=config.min_history_days)]
 
 
+def training_sample(frame: pd.DataFrame, config: ChurnConfig) -> pd.DataFrame:
+    """At most max_training_rows_per_cutoff rows, drawn with the configured seed."""
+    if len(frame) <= config.max_training_rows_per_cutoff:
+        return frame
+    return frame.sample(n=config.max_training_rows_per_cutoff, random_state=config.random_state)
+
+
 def top_decile_lift(y_true: np.ndarray, scores: np.ndarray) -> float:
     base = y_true.mean()
     if base == 0:
@@ -139,12 +146,14 @@ def _train(
             f"to {as_of} gives {len(cutoffs)}"
         )
     frames = {c: load(c) for c in cutoffs}
+    # Training rows per cut-off are capped; holdouts (frames) keep every customer.
+    samples = {c: training_sample(f, config) for c, f in frames.items()}
     per_fold: dict[str, list[dict[str, float]]] = {}
     newest_fold: dict[str, np.ndarray] = {}
     holdout_cutoffs = []
     for i in range(min(config.backtest_folds, len(cutoffs) - 1)):
         holdout = frames[cutoffs[i]]
-        history = pd.concat([frames[c] for c in cutoffs[i + 1:]], ignore_index=True)
+        history = pd.concat([samples[c] for c in cutoffs[i + 1:]], ignore_index=True)
         if history["churned"].nunique() < 2 or holdout.empty:
             continue
         holdout_cutoffs.append(cutoffs[i].isoformat())
@@ -175,7 +184,7 @@ def _train(
 
     # Refit on every labelled cut-off (holdouts included) for scoring today. A challenger
     # champion is recomputed at scoring time from the data as of that day.
-    everything = pd.concat(frames.values(), ignore_index=True)
+    everything = pd.concat(samples.values(), ignore_index=True)
     builders = candidate_models(config.random_state)
     final = builders[champion]().fit(everything[FEATURES], everything["churned"]) if champion in builders else None
     explainer = builders["logistic_regression"]().fit(everything[FEATURES], everything["churned"])

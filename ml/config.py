@@ -14,6 +14,10 @@ class ChurnConfig:
     cutoff_spacing_days: int = 30
     # A cut-off needs this much history before it to describe customers.
     min_history_days: int = 60
+    # Models learn from at most this many customers per cut-off (a seeded random sample);
+    # holdouts are judged on every customer. Fitting grows with rows, accuracy soon stops:
+    # at a million customers, fitting on all of them was most of the daily run.
+    max_training_rows_per_cutoff: int = 100_000
     # Rolling-origin backtest: this many of the newest labelled cut-offs are each a holdout.
     backtest_folds: int = 2
     # The daily run keeps the stored champion while it is younger than this; the weekly

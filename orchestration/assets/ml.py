@@ -37,6 +37,7 @@ class CustomerScoresConfig(dg.Config):
 class ChurnModelConfig(dg.Config):
     horizon_days: int = ChurnConfig.horizon_days
     n_cutoffs: int = ChurnConfig.n_cutoffs
+    max_training_rows_per_cutoff: int = ChurnConfig.max_training_rows_per_cutoff
     cutoff_spacing_days: int = ChurnConfig.cutoff_spacing_days
     backtest_folds: int = ChurnConfig.backtest_folds
     retrain_every_days: int = ChurnConfig.retrain_every_days
@@ -90,6 +91,7 @@ def churn_model(
 ):
     churn_config = ChurnConfig(
         horizon_days=config.horizon_days, n_cutoffs=config.n_cutoffs, cutoff_spacing_days=config.cutoff_spacing_days,
+        max_training_rows_per_cutoff=config.max_training_rows_per_cutoff,
         backtest_folds=config.backtest_folds, retrain_every_days=config.retrain_every_days,
     )
     model_dir = Path(paths.model_dir)

@@ -54,6 +54,18 @@ def test_train_picks_a_champion_by_holdout_and_scores_with_reasons():
     assert scored["churn_top_reasons"].str.startswith("recency_days").mean() > 0.3
 
 
+def test_training_rows_are_capped_per_cutoff_but_holdouts_keep_every_customer():
+    config = ChurnConfig(max_training_rows_per_cutoff=150)
+    frame = _synthetic(date(2026, 1, 1))
+    sample = churn.training_sample(frame, config)
+    assert len(sample) == 150 and sample["customer_id"].is_unique
+    assert sample.equals(churn.training_sample(frame, config)), "the sample is seeded"
+    assert churn.training_sample(frame.head(100), config).equals(frame.head(100))
+    artifact = churn.train(_synthetic, date(2025, 1, 1), date(2026, 10, 31), config)
+    assert artifact.metrics[artifact.model_name]["auc"] > 0.8
+    assert artifact.metrics[artifact.model_name]["n"] == 400 * len(artifact.holdout_cutoffs)
+
+
 def test_too_little_history_is_reported_not_guessed():
     with pytest.raises(churn.InsufficientHistory):
         churn.train(_synthetic, date(2026, 7, 1), date(2026, 10, 31), ChurnConfig())
