@@ -22,7 +22,7 @@
             'post_hook': ["delete from {{ this }} where delivered_on is null"],
         }) -%}
     {%- endif -%}
-    {%- do return({}) -%}
+    {%- do return({'materialized': 'table'}) -%}
 {% endmacro %}
 
 {# Wraps a staging model's body, which reads the CTE `source` (the raw rows to stage). #}
