@@ -4,7 +4,9 @@
 
   Changed keys: those delivered in any partition (re)loaded after the newest load the table
   holds, plus those the table holds from such partitions (a re-delivery may have dropped them).
-  Each changed key is staged again from all of raw, so the table equals a full rebuild. A key
+  Each changed key is staged again from all of raw, so the table equals a full rebuild (unless
+  one record's key arrives spelled differently on different days, e.g. padded: a rebuild stages
+  both spellings and fails the key's unique test; restaging keeps the newest day's). A key
   gone from raw altogether comes back as a row with only the key (delivered_on null), which
   deletes its old row and is then deleted by the post-hook. Erasure drops the staging tables
   (orchestration/erasure.py), so the build after it starts from raw again.
@@ -45,15 +47,32 @@
         {%- endif %}
     ),
 
+    -- Keys as delivered: matched without cleaning, which over all history costs more than the day.
+    delivered as (
+        select distinct {{ key }} as raw_key from {{ relation }}
+        where _partition_date in (select * from reloaded) and {{ key }} is not null
+    ),
+
+    -- Staged keys a re-delivery no longer carries (usually none): only these need the cleaned
+    -- key of every raw row.
+    dropped as (
+        select {{ key }} as staged_key from {{ this }} where delivered_on in (select * from reloaded)
+        except
+        select {{ clean_text('raw_key') }} from delivered
+    ),
+
     changed as (
-        select {{ clean_text(key) }} as changed_key from {{ relation }}
-        where _partition_date in (select * from reloaded)
+        select {{ clean_text('raw_key') }} as changed_key from delivered
         union
-        select {{ key }} from {{ this }} where delivered_on in (select * from reloaded)
+        select staged_key from dropped
     ),
 
     source as (
-        select * from {{ relation }} where {{ clean_text(key) }} in (select changed_key from changed)
+        select * from {{ relation }} where {{ key }} in (select raw_key from delivered)
+        union all
+        select * from {{ relation }}
+        where {{ clean_text(key) }} in (select staged_key from dropped)
+          and {{ key }} not in (select raw_key from delivered)
     ),
     {%- else %}
     source as (
