@@ -17,6 +17,7 @@ from orchestration.partitions import days_in_range
 from orchestration.sources.catalog import load_catalog
 from orchestration.sources.demo_data import DemoConfig, generate
 from orchestration.sources.files import load_partition
+from orchestration.sources.rules import q
 
 SIZES = {
     "small": DemoConfig(customers=10_000, days=365),
@@ -138,8 +139,45 @@ def _dbt_nodes(run_id: str) -> list[dict]:
     manifest = json.loads((found[-1].parent / "manifest.json").read_text())["nodes"]
     return [{"unique_id": r["unique_id"], "seconds": r["execution_time"], "resource_type": r["unique_id"].split(".")[0],
              "span": _span(r.get("timing") or [], r["execution_time"]), "sql": r.get("compiled_code"), "relation": r.get("relation_name"),
-             "materialized": manifest.get(r["unique_id"], {}).get("config", {}).get("materialized")}
+             **_config(manifest.get(r["unique_id"], {}))}
             for r in json.loads(found[-1].read_text())["results"]]
+
+
+def _config(manifest_node: dict) -> dict:
+    config = manifest_node.get("config", {})
+    return {"materialized": config.get("materialized"), "unique_key": config.get("unique_key"),
+            "post_hooks": [hook["sql"] for hook in config.get("post_hook") or []]}
+
+
+def incremental_relations() -> list[str]:
+    """The relations of the incremental models, as the manifest names them."""
+    from orchestration.dbt_project import dbt_project
+
+    manifest = json.loads(dbt_project.manifest_path.read_text())["nodes"]
+    return sorted(n["relation_name"] for n in manifest.values()
+                  if n["resource_type"] == "model" and n["config"].get("materialized") == "incremental")
+
+
+def _snapshot_name(relation: str) -> str:
+    return '"' + "__".join(part.strip('"') for part in relation.split(".")[1:]) + '"'
+
+
+def snapshot_tables(warehouse: Path, relations: list[str], path: Path) -> None:
+    """Copy the relations that exist into `path`: the state an incremental model starts from."""
+    path.unlink(missing_ok=True)
+    if not warehouse.exists():
+        return
+    con = duckdb.connect(str(path))
+    try:
+        # Attached under its own name, as the relations name it.
+        con.execute(f"attach '{warehouse}' as {q(warehouse.stem)} (read_only)")
+        for relation in relations:
+            try:
+                con.execute(f"create table {_snapshot_name(relation)} as select * from {relation}")
+            except duckdb.CatalogException:
+                continue  # not built yet
+    finally:
+        con.close()
 
 
 def _span(timing: list[dict], seconds: float) -> tuple[float, float]:
@@ -171,40 +209,70 @@ def layer_wall_seconds(nodes: list[dict]) -> dict[str, float]:
     return {layer: union_seconds(intervals) for layer, intervals in spans.items()}
 
 
-def bare_statement(node: dict) -> str | None:
-    """The plain DuckDB statement doing a dbt model's work: its compiled SELECT into the same
-    relation (an incremental model's new rows into a scratch table, as its merge's input)."""
+def bare_statements(node: dict, incremental_run: bool = False) -> list[str]:
+    """The plain DuckDB statements doing a dbt model's work: its compiled SELECT into the same
+    relation. An incremental model run on its existing table (its SELECT compiled for that)
+    does what dbt's delete+insert does: the SELECT into a scratch table, delete the rows with
+    its keys, insert it, then the model's post-hooks."""
     if node["resource_type"] != "model" or not node["sql"] or not node["relation"]:
-        return None
+        return []
+    relation = node["relation"]
     if node["materialized"] == "view":
-        return f"create or replace view {node['relation']} as {node['sql']}"
-    if node["materialized"] == "incremental":
-        return f"create or replace temp table bare_increment as {node['sql']}"
-    return f"create or replace table {node['relation']} as {node['sql']}"
+        return [f"create or replace view {relation} as {node['sql']}"]
+    if node["materialized"] == "incremental" and incremental_run:
+        key = node["unique_key"]
+        return [f"create or replace temp table bare_increment as {node['sql']}",
+                *([f"delete from {relation} where {key} in (select {key} from bare_increment)"] if key else []),
+                f"insert into {relation} by name select * from bare_increment",
+                *(hook.replace("{{ this }}", relation) for hook in node["post_hooks"])]
+    return [f"create or replace table {relation} as {node['sql']}"]
 
 
-def bare_duckdb_seconds(warehouse: Path, nodes: list[dict], memory_limit: str) -> dict[str, float]:
+def bare_duckdb_seconds(warehouse: Path, nodes: list[dict], memory_limit: str, before: Path | None = None) -> dict[str, float]:
     """Seconds per dbt layer when each model's compiled SQL runs straight in DuckDB (one
     connection, no dbt), replayed in the order dbt finished the models on a copy of the warehouse
-    as the run left it, under dbt's memory limit. The copy keeps the file name: compiled SQL
-    names the database by it."""
+    as the run left it, under dbt's memory limit. Incremental models first get back the tables
+    they started from (`before`, from snapshot_tables; missing there = built afresh). The copy
+    keeps the file name: compiled SQL names the database by it."""
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="cdp-bench-bare-") as tmp:
         copy = Path(tmp) / warehouse.name
         shutil.copyfile(warehouse, copy)
         con = duckdb.connect(str(copy), config={"memory_limit": memory_limit})
         try:
+            restored = _restore_incremental(con, nodes, before)
             for node in nodes:
-                statement = bare_statement(node)
-                if statement is None:
-                    continue
                 started = time.monotonic()
-                con.execute(statement)
-                layer = dbt_layer(node["unique_id"], node["resource_type"])
-                seconds[layer] = seconds.get(layer, 0.0) + time.monotonic() - started
+                statements = bare_statements(node, incremental_run=node["relation"] in restored)
+                for statement in statements:
+                    con.execute(statement)
+                if statements:
+                    layer = dbt_layer(node["unique_id"], node["resource_type"])
+                    seconds[layer] = seconds.get(layer, 0.0) + time.monotonic() - started
         finally:
             con.close()
     return seconds
+
+
+def _restore_incremental(con: duckdb.DuckDBPyConnection, nodes: list[dict], before: Path | None) -> set[str]:
+    """Put each incremental model's table back as it was before the run; returns those that existed."""
+    restored = set()
+    if before is not None and before.exists():
+        con.execute(f"attach '{before}' as before (read_only)")
+        kept = {t for (t,) in con.execute(
+            "select table_name from information_schema.tables where table_catalog = 'before'").fetchall()}
+    else:
+        kept = set()
+    for node in nodes:
+        if node["resource_type"] != "model" or node["materialized"] != "incremental" or not node["relation"]:
+            continue
+        relation = node["relation"]
+        if _snapshot_name(relation).strip('"') in kept:
+            con.execute(f"create or replace table {relation} as select * from before.{_snapshot_name(relation)}")
+            restored.add(relation)
+        else:
+            con.execute(f"drop table if exists {relation}")
+    return restored
 
 
 def _stage_rows(con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[dict]) -> dict[str, int]:
@@ -288,6 +356,9 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
         with dg.DagsterInstance.get() as instance, demo_source_systems(settings):
             for label, start, end in (("full build", first_day, config.end_date - timedelta(days=1)),
                                       ("daily increment", config.end_date, config.end_date)):
+                # Outside the timing: what the incremental models start from, for the bare replay.
+                before = root / f"before-{len(runs)}.duckdb"
+                snapshot_tables(settings.warehouse_path, incremental_relations(), before)
                 started = time.monotonic()
                 ok = materialize_range(start.isoformat(), end.isoformat(), instance)
                 wall = time.monotonic() - started
@@ -297,11 +368,11 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
                 stages, run_nodes, asset_events = _stages(instance, run_id, settings.warehouse_path, wall)
                 runs.append({"run": label, "days": (end - start).days + 1, "succeeded": ok,
                              "wall_seconds": round(wall, 1), "asset_events": asset_events, "stages": stages})
-                nodes.append(run_nodes)
+                nodes.append((run_nodes, before))
         # Replays run after both runs so their memory stays out of the peaks; the full build's
         # SQL then meets one more day of data than it did, a rounding error against a year.
-        for run, run_nodes in zip(runs, nodes):
-            bare = bare_duckdb_seconds(settings.warehouse_path, run_nodes, settings.duckdb_memory_limit)
+        for run, (run_nodes, before) in zip(runs, nodes):
+            bare = bare_duckdb_seconds(settings.warehouse_path, run_nodes, settings.duckdb_memory_limit, before)
             for stage in run["stages"]:
                 stage["bare_duckdb_seconds"] = round(bare[stage["stage"]], 2) if stage["stage"] in bare else None
         clv_fit = clv_side_by_side(settings.warehouse_path, config.end_date)

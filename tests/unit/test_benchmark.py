@@ -1,8 +1,11 @@
+import pytest
+
 from orchestration.benchmark import (
     bare_duckdb_seconds,
-    bare_statement,
+    bare_statements,
     dbt_layer,
     layer_wall_seconds,
+    snapshot_tables,
     split_bookkeeping,
     stage_of,
     target_verdicts,
@@ -47,18 +50,51 @@ def test_a_layers_seconds_are_its_wall_time_not_the_sum_of_parallel_nodes():
     assert layer_wall_seconds(nodes) == {"dbt intermediate": 13.0, "dbt tests (checks)": 20.0}
 
 
-def _node(materialized, unique_id="model.cdp.customers", sql="select 1 as x"):
-    return {"unique_id": unique_id, "resource_type": unique_id.split(".")[0], "sql": sql,
-            "relation": '"warehouse"."marts"."customers"', "materialized": materialized, "seconds": 1.0}
+def _node(materialized, unique_id="model.cdp.customers", sql="select 1 as x", relation='"warehouse"."marts"."customers"'):
+    return {"unique_id": unique_id, "resource_type": unique_id.split(".")[0], "sql": sql, "relation": relation,
+            "materialized": materialized, "seconds": 1.0, "unique_key": "x",
+            "post_hooks": ["delete from {{ this }} where x is null"]}
 
 
 def test_bare_statements_do_each_models_work_without_dbt():
-    assert bare_statement(_node("table")) == 'create or replace table "warehouse"."marts"."customers" as select 1 as x'
-    assert bare_statement(_node("view")).startswith('create or replace view "warehouse"."marts"."customers" as')
-    # An incremental model's new rows are its merge's input; they must not replace the table.
-    assert bare_statement(_node("incremental")) == "create or replace temp table bare_increment as select 1 as x"
-    assert bare_statement(_node("test", unique_id="test.cdp.unique_customers_customer_id.abc")) is None
-    assert bare_statement(_node("ephemeral", sql=None)) is None
+    assert bare_statements(_node("table")) == ['create or replace table "warehouse"."marts"."customers" as select 1 as x']
+    assert bare_statements(_node("view"))[0].startswith('create or replace view "warehouse"."marts"."customers" as')
+    # An incremental model's first build creates its table; later runs delete+insert by key.
+    assert bare_statements(_node("incremental")) == bare_statements(_node("table"))
+    assert bare_statements(_node("incremental"), incremental_run=True) == [
+        "create or replace temp table bare_increment as select 1 as x",
+        'delete from "warehouse"."marts"."customers" where x in (select x from bare_increment)',
+        'insert into "warehouse"."marts"."customers" by name select * from bare_increment',
+        'delete from "warehouse"."marts"."customers" where x is null',
+    ]
+    assert bare_statements(_node("test", unique_id="test.cdp.unique_customers_customer_id.abc")) == []
+    assert bare_statements(_node("ephemeral", sql=None)) == []
+
+
+def test_bare_replay_starts_incremental_models_from_the_tables_they_had_before_the_run(tmp_path):
+    import duckdb
+
+    warehouse, before = tmp_path / "warehouse.duckdb", tmp_path / "before.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute("create schema staging; create table staging.stg_x as select range as x from range(3)")
+    con.close()
+    relation = '"warehouse"."staging"."stg_x"'
+    snapshot_tables(warehouse, [relation, '"warehouse"."staging"."not_built"'], before)
+    con = duckdb.connect(str(warehouse))
+    con.execute("insert into staging.stg_x values (3), (4)")  # what the run added
+    con.close()
+    node = _node("incremental", unique_id="model.cdp.stg_x", relation=relation,
+                 sql=f"select x + 1 as x from {relation} where x >= 2 union all select null")
+    # The SELECT reads the model's own table: it must be there, as it was before the run.
+    assert set(bare_duckdb_seconds(warehouse, [node], "1GB", before)) == {"dbt staging"}
+    # Without a snapshot the table is dropped first, so a first build's SELECT builds it afresh.
+    with pytest.raises(duckdb.CatalogException):
+        bare_duckdb_seconds(warehouse, [node], "1GB")
+    first_build = {**node, "sql": "select 1 as x"}
+    assert set(bare_duckdb_seconds(warehouse, [first_build], "1GB")) == {"dbt staging"}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute("select count(*) from staging.stg_x").fetchone()[0] == 5, "the replay ran on a copy"
+    con.close()
 
 
 def test_bare_replay_times_each_layer_on_a_copy(tmp_path):
