@@ -369,6 +369,11 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
                 runs.append({"run": label, "days": (end - start).days + 1, "succeeded": ok,
                              "wall_seconds": round(wall, 1), "asset_events": asset_events, "stages": stages})
                 nodes.append((run_nodes, before))
+        # The replays can take as long as the runs at `large`: what is known so far comes first.
+        walls = ", ".join(f"{r['run']} {r['wall_seconds']} s" for r in runs)
+        print(f"\nruns done: {walls}; "
+              f"peak memory {peaks['peak_rss_mib']} MiB (this process), {peaks['peak_rss_children_mib']} MiB (dbt); "
+              "replaying the SQL on bare DuckDB next", flush=True)
         # Replays run after both runs so their memory stays out of the peaks; the full build's
         # SQL then meets one more day of data than it did, a rounding error against a year.
         for run, (run_nodes, before) in zip(runs, nodes):
