@@ -8,7 +8,8 @@ id_value, requested_at). Applying them:
      (private.erased_records) and keyed hashes of the identifiers (private.erased_keys);
   3. deletes the person's rows from raw and quarantine, and their customer ids from the tables
      that carry history from run to run (stable ids, id changes, snapshots); drops the staging
-     tables, which restage only changed keys, so the next dbt run builds them from raw again.
+     tables and the models that take in only what staging changed, so the next dbt run builds
+     them from raw again.
      The dbt models then no longer see the person, and the serve file is written anew.
 Landing calls `drop_erased` on every delivery, so a backfill that re-reads old source files
 cannot bring the person back."""
@@ -198,7 +199,7 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
                 if deleted:
                     result.rows_deleted[f"{schema}.{channel.name}"] = int(deleted)
     result.rows_deleted.update(_delete_history(con))
-    result.tables_dropped = _drop_staging(con)
+    result.tables_dropped = _drop_restaged(con)
 
     result.customers = con.execute("SELECT count(DISTINCT customer_id) FROM _customers").fetchone()[0]
     result.records = con.execute("SELECT count(*) FROM (SELECT DISTINCT channel, record_id FROM _records)").fetchone()[0]
@@ -215,16 +216,21 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
     return result
 
 
-def _drop_staging(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Drop the staging tables: they restage only keys delivered since their last build
-    (dbt_project/macros/restaging.sql), so they would keep the erased rows. Dropped, they are
-    built from raw in full on the next run."""
-    tables = [t for (t,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging' AND table_type = 'BASE TABLE'"
-        " ORDER BY 1").fetchall()]
-    for table in tables:
-        con.execute(f"DROP TABLE staging.{q(table)}")
-    return [f"staging.{t}" for t in tables]
+def _drop_restaged(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Drop the tables that take in only what changed since their last build: staging, and the
+    models downstream that carry `_restaged_at` (dbt_project/macros/restaging.sql). They would
+    keep the erased rows; dropped, they are built from raw in full on the next run, so the log
+    of dropped keys that tells them what to delete is emptied too."""
+    tables = con.execute("""SELECT table_schema, table_name FROM information_schema.tables t
+        WHERE table_type = 'BASE TABLE' AND table_schema NOT LIKE 'temp%'
+          AND (table_schema = 'staging' OR EXISTS (SELECT 1 FROM information_schema.columns c
+               WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = '_restaged_at'))
+        ORDER BY 1, 2""").fetchall()
+    for schema, table in tables:
+        con.execute(f"DROP TABLE {q(schema)}.{q(table)}")
+    if _exists(con, "audit", "restaged_drops"):
+        con.execute("DELETE FROM audit.restaged_drops")
+    return [f"{schema}.{table}" for schema, table in tables]
 
 
 def _delete_history(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -8,8 +8,13 @@
   one record's key arrives spelled differently on different days, e.g. padded: a rebuild stages
   both spellings and fails the key's unique test; restaging keeps the newest day's). A key
   gone from raw altogether comes back as a row with only the key (delivered_on null), which
-  deletes its old row and is then deleted by the post-hook. Erasure drops the staging tables
-  (orchestration/erasure.py), so the build after it starts from raw again.
+  deletes its old row and is then deleted by the post-hook, which logs the key first
+  (audit.restaged_drops).
+
+  Downstream, int_touchpoints_unioned and int_identifiers_observed take in the same way only
+  the rows staging wrote since (each row carries its run, `_restaged_at`) and the keys it
+  logged as dropped since. Erasure drops all these tables (orchestration/erasure.py), so the
+  build after it starts from raw again.
 #}
 
 {# Model config: `{{ config(**restaging_config('event_id')) }}`; key = the raw column (cleaned
@@ -21,17 +26,85 @@
             'incremental_strategy': 'delete+insert',
             'unique_key': key,
             'on_schema_change': 'append_new_columns',
-            'post_hook': ["delete from {{ this }} where delivered_on is null"],
+            'post_hook': tombstone_hooks('delivered_on is null', logged_key=key),
         }) -%}
     {%- endif -%}
     {%- do return({'materialized': 'table'}) -%}
 {% endmacro %}
 
+{# Every row a restaging model writes carries the run that wrote it (`_restaged_at`): models
+   downstream take the rows written since their own newest. #}
+{% macro restage_stamp() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{# Post-hooks removing a run's tombstones (key-only rows that deleted their record). With
+   `logged_key`, the keys first go to the drop log, from which models downstream learn what to
+   delete: a record that is gone has no row to tell them. #}
+{% macro tombstone_hooks(tombstone, logged_key=none) %}
+    {%- set hooks = [] -%}
+    {%- if logged_key -%}
+        {%- do hooks.append("insert into audit.restaged_drops select '{{ this.identifier }}', " ~ logged_key
+            ~ ", {{ restage_stamp() }} from {{ this }} where " ~ tombstone ~ " and " ~ logged_key ~ " is not null") -%}
+    {%- endif -%}
+    {%- do hooks.append("delete from {{ this }} where " ~ tombstone) -%}
+    {%- do return(hooks) -%}
+{% endmacro %}
+
+{# Models downstream of staging that take in only the records staging rewrote since the newest
+   `_restaged_at` they hold (DuckDB; other targets rebuild the table). Rows are keyed by
+   `source_key`, the staging record they come from (a CRM member's profile versions share one):
+   a changed record's rows are replaced together. Rows with `_restaged_at` null are tombstones
+   (and, once, the rows of a table built before the column existed); `logged` sends their keys
+   to the drop log for the models downstream of this one. #}
+{% macro absorbing_config(logged=false) %}
+    {%- if target.type == 'duckdb' -%}
+        {%- do return({
+            'materialized': 'incremental',
+            'incremental_strategy': 'delete+insert',
+            'unique_key': 'source_key',
+            'on_schema_change': 'append_new_columns',
+            'post_hook': tombstone_hooks('_restaged_at is null', logged_key='source_key' if logged else none),
+        }) -%}
+    {%- endif -%}
+    {%- do return({'materialized': 'table'}) -%}
+{% endmacro %}
+
+{# The newest `_restaged_at` this model holds (SQL), or none when the run builds it in full. #}
+{% macro absorbed_until() %}
+    {%- if restaging_columns_present(['source_key', '_restaged_at']) -%}
+        {%- do return("(select coalesce(max(_restaged_at), timestamp '1900-01-01') from " ~ this ~ ")") -%}
+    {%- endif -%}
+    {%- do return(none) -%}
+{% endmacro %}
+
+{# The drop log, made by `on-run-start` (dbt_project.yml): models running in parallel could not
+   all create it. #}
+{% macro create_drop_log() %}
+    {%- if target.type == 'duckdb' -%}
+    create schema if not exists audit;
+    create table if not exists audit.restaged_drops (model varchar, record_id varchar, dropped_at timestamp)
+    {%- endif -%}
+{% endmacro %}
+
+{# Keys `model` dropped since `since` (a SQL timestamp expression), as `record_id`. #}
+{% macro dropped_since(model, since) -%}
+    select record_id from audit.restaged_drops where model = '{{ model }}' and dropped_at > {{ since }}
+{%- endmacro %}
+
+{# True on an incremental run into a table that has these columns; a table built before they
+   existed is rebuilt (in full) once. #}
+{% macro restaging_columns_present(columns) %}
+    {%- if not is_incremental() -%}
+        {%- do return(false) -%}
+    {%- endif -%}
+    {%- set present = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+    {%- do return(columns | reject('in', present) | list | length == 0) -%}
+{% endmacro %}
+
 {# Wraps a staging model's body, which reads the CTE `source` (the raw rows to stage). #}
 {% macro restaged(relation, key) %}
-    {#- A table built before _loaded_at was staged is restaged in full once. -#}
-    {%- set incremental = is_incremental()
-        and '_loaded_at' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) -%}
+    {%- set incremental = restaging_columns_present(['_loaded_at', '_restaged_at']) -%}
     {%- set watermark = "(select coalesce(max(_loaded_at), timestamp '1900-01-01') from " ~ this ~ ")" -%}
     with
     {%- if incremental %}
@@ -85,9 +158,9 @@
     )
 
     {% if incremental -%}
-    select staged.* replace (changed.changed_key as {{ key }})
+    select staged.* replace (changed.changed_key as {{ key }}), {{ restage_stamp() }} as _restaged_at
     from changed left join staged on staged.{{ key }} = changed.changed_key
     {%- else -%}
-    select * from staged
+    select *, {{ restage_stamp() }} as _restaged_at from staged
     {%- endif %}
 {% endmacro %}

@@ -52,17 +52,26 @@ def test_landing_drops_rows_of_erased_people_by_key_and_by_identifier():
     assert con.execute("SELECT count(*) FROM private.erased_keys WHERE value_key LIKE '%@%'").fetchone()[0] == 0
 
 
-def test_applying_a_request_drops_the_staging_tables_so_they_are_rebuilt_from_raw():
+def test_applying_a_request_drops_the_incremental_tables_so_they_are_rebuilt_from_raw():
     con = duckdb.connect()
     install_key(con, b"k" * 32)
     con.execute("CREATE SCHEMA staging")
     con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR, email VARCHAR)")
     con.execute("INSERT INTO staging.stg_shop__orders VALUES ('O1', 'gone@example.com')")
     con.execute("CREATE VIEW staging.v AS SELECT 1 AS x")
+    con.execute("CREATE SCHEMA intermediate")
+    con.execute("CREATE TABLE intermediate.int_touchpoints_unioned (record_key VARCHAR, email VARCHAR, _restaged_at TIMESTAMP)")
+    con.execute("CREATE TABLE intermediate.int_customer_profiles (customer_id VARCHAR)")
+    con.execute("CREATE SCHEMA audit")
+    con.execute("CREATE TABLE audit.restaged_drops (model VARCHAR, record_id VARCHAR, dropped_at TIMESTAMP)")
+    con.execute("INSERT INTO audit.restaged_drops VALUES ('stg_shop__orders', 'O0', now()::timestamp)")
     result = apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)])
-    assert result.tables_dropped == ["staging.stg_shop__orders"]
+    assert result.tables_dropped == ["intermediate.int_touchpoints_unioned", "staging.stg_shop__orders"]
     assert [t for (t,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'").fetchall()] == ["v"]
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema <> 'private' ORDER BY 1"
+    ).fetchall()] == [
+        "audit.restaged_drops", "intermediate.int_customer_profiles", "staging.v"]
+    assert con.execute("SELECT count(*) FROM audit.restaged_drops").fetchone()[0] == 0
     # Nothing pending: nothing dropped.
     con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR)")
     assert apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)]).tables_dropped == []

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key=['from_customer_id', 'into_customer_id', 'changed_on']) }}
+{#- History from run to run: `--full-refresh` leaves it alone. #}
+{{ config(materialized='incremental', unique_key=['from_customer_id', 'into_customer_id', 'changed_on'], full_refresh=false) }}
 {#- Spark without Delta cannot delete by key: a run overwrites the partition of its own day. #}
 {%- if target.type == 'spark' %}
 {{ config(incremental_strategy='insert_overwrite', partition_by=['changed_on']) }}

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key='node', on_schema_change='fail') }}
+{#- `--full-refresh` leaves this table alone: rebuilt from nothing, ids could change hands. #}
+{{ config(materialized='incremental', unique_key='node', on_schema_change='fail', full_refresh=false) }}
 {#- Spark without Delta cannot delete by key; every run writes every node, so it replaces the table.
     Spark cannot overwrite a table the query reads, so the previous run is copied aside first. #}
 {%- if target.type == 'spark' %}

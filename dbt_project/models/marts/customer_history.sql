@@ -1,11 +1,13 @@
 -- The day's segment, tier, stage and risk flag per customer, kept for every as-of date. A re-run
 -- of a day deletes that day's rows and writes them again, so the history is idempotent per day
--- and a customer merged away since drops out of the re-run day too.
+-- and a customer merged away since drops out of the re-run day too. `--full-refresh` leaves it
+-- alone: the history cannot be rebuilt.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='snapshot_date',
-    on_schema_change='append_new_columns'
+    on_schema_change='append_new_columns',
+    full_refresh=false
 ) }}
 {#- Spark without Delta has no delete+insert: overwriting the day's partition does the same. #}
 {%- if target.type == 'spark' %}
