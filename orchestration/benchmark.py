@@ -7,6 +7,7 @@ import json
 import resource
 import shutil
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -325,6 +326,50 @@ def _peak_rss_mib() -> dict[str, int]:
             "peak_rss_children_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}
 
 
+class TotalMemorySampler:
+    """The peak of this process's RSS plus all its descendants' (dbt runs beside the pipeline
+    process), sampled every `interval` seconds. Per-process peaks cannot give this: each peaks at
+    its own time. Shared pages count once per process, so the figure errs high. Needs psutil
+    (the `bench` extra); without it `peak_mib` stays None."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval = interval
+        self.peak_mib: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def __enter__(self) -> TotalMemorySampler:
+        try:
+            import psutil
+        except ImportError:
+            return self
+        self._process = psutil.Process()
+        self._psutil = psutil
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def sample(self) -> int:
+        """Summed RSS now, in MiB; processes that end while being read are skipped."""
+        total = 0
+        for process in [self._process, *self._process.children(recursive=True)]:
+            try:
+                total += process.memory_info().rss
+            except self._psutil.Error:
+                pass
+        return round(total / 2**20)
+
+    def _run(self) -> None:
+        while True:
+            self.peak_mib = max(self.peak_mib or 0, self.sample())
+            if self._stop.wait(self.interval):
+                return
+
+
 def bench_pipeline(size: str, out: Path | None = None) -> dict:
     """The whole graph on generated data: a full build of every day but the last, then the last
     day as the daily increment. Runs in this process so peak memory covers Dagster, DuckDB and
@@ -353,7 +398,8 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
         generated_s = time.monotonic() - started
         prepare_manifest(force=True)
         runs, nodes = [], []
-        with dg.DagsterInstance.get() as instance, demo_source_systems(settings):
+        with (dg.DagsterInstance.get() as instance, demo_source_systems(settings),
+              TotalMemorySampler() as memory):
             for label, start, end in (("full build", first_day, config.end_date - timedelta(days=1)),
                                       ("daily increment", config.end_date, config.end_date)):
                 # Outside the timing: what the incremental models start from, for the bare replay.
@@ -363,7 +409,7 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
                 ok = materialize_range(start.isoformat(), end.isoformat(), instance)
                 wall = time.monotonic() - started
                 # Before the benchmark's own replays and fits, which run in this process too.
-                peaks = _peak_rss_mib()
+                peaks = {**_peak_rss_mib(), "peak_total_rss_mib": memory.peak_mib}
                 run_id = instance.get_runs(limit=1)[0].run_id
                 stages, run_nodes, asset_events = _stages(instance, run_id, settings.warehouse_path, wall)
                 runs.append({"run": label, "days": (end - start).days + 1, "succeeded": ok,
@@ -372,7 +418,7 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
         # The replays can take as long as the runs at `large`: what is known so far comes first.
         walls = ", ".join(f"{r['run']} {r['wall_seconds']} s" for r in runs)
         print(f"\nruns done: {walls}; "
-              f"peak memory {peaks['peak_rss_mib']} MiB (this process), {peaks['peak_rss_children_mib']} MiB (dbt); "
+              f"peak memory {_memory_line(peaks)}; "
               "replaying the SQL on bare DuckDB next", flush=True)
         # Replays run after both runs so their memory stays out of the peaks; the full build's
         # SQL then meets one more day of data than it did, a rounding error against a year.
@@ -398,8 +444,7 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
             print(f"{s['stage']:<20}  {s['seconds']:>8.2f}  {bare if bare is not None else '-':>11}  "
                   f"{s['rows'] if s['rows'] is not None else '-':>12}  "
                   f"{s['rows_per_s'] if s['rows_per_s'] is not None else '-':>10}")
-    print(f"\npeak memory: {report['peak_rss_mib']} MiB (this process: Dagster, ingest, DuckDB, ML); "
-          f"{report['peak_rss_children_mib']} MiB (largest child: dbt)")
+    print(f"\npeak memory: {_memory_line(report)}")
     fit = report["clv_fit"]
     print(f"\nCLV fit (BG/NBD + Gamma-Gamma) on {fit['customers']:,} customers: ours {fit['seconds']} s"
           + (f"; lifetimes {fit['lifetimes_seconds']} s, largest relative difference of the estimates "
@@ -417,6 +462,14 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
         out.write_text(json.dumps(report, indent=2))
         print(f"written to {out}")
     return report
+
+
+def _memory_line(peaks: dict) -> str:
+    total = peaks.get("peak_total_rss_mib")
+    return ((f"{total} MiB all processes together (sampled); " if total is not None
+             else "all processes together not sampled (psutil missing); ")
+            + f"{peaks['peak_rss_mib']} MiB this process (Dagster, ingest, DuckDB, ML); "
+            f"{peaks['peak_rss_children_mib']} MiB largest child (dbt; counts its parent's pages until it starts)")
 
 
 def clv_side_by_side(warehouse: Path, as_of) -> dict:
@@ -471,8 +524,16 @@ def target_verdicts(report: dict) -> list[str]:
                 slowest = max(run["stages"], key=lambda s: s["seconds"])
                 line += f"; slowest stage: {slowest['stage']} {slowest['seconds']:,.1f} s"
             lines.append(line)
-    peak = max(report["peak_rss_mib"], report["peak_rss_children_mib"])
-    lines.append(judge("peak memory", peak, TARGETS["peak_memory_mib"], "MiB"))
+    # All processes together when sampled; else the largest single process, which can only say
+    # "missed" with certainty.
+    total = report.get("peak_total_rss_mib")
+    if total is not None:
+        lines.append(judge("peak memory (all processes)", total, TARGETS["peak_memory_mib"], "MiB"))
+    else:
+        peak = max(report["peak_rss_mib"], report["peak_rss_children_mib"])
+        line = judge("peak memory (largest process)", peak, TARGETS["peak_memory_mib"], "MiB")
+        lines.append(line if line.startswith("MISSED") else f"unknown peak memory: largest process {peak:,} MiB, "
+                     "all processes together not sampled (install psutil: the `bench` extra)")
     for run in report["runs"]:
         for stage in run["stages"]:
             if stage["bare_duckdb_seconds"]:

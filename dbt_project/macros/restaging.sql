@@ -73,9 +73,14 @@
 {# The newest `_restaged_at` this model holds (SQL), or none when the run builds it in full. #}
 {% macro absorbed_until() %}
     {%- if restaging_columns_present(['source_key', '_restaged_at']) -%}
-        {%- do return("(select coalesce(max(_restaged_at), timestamp '1900-01-01') from " ~ this ~ ")") -%}
+        {%- do return(newest_in_this('_restaged_at')) -%}
     {%- endif -%}
     {%- do return(none) -%}
+{% endmacro %}
+
+{# The newest value of a timestamp column in this model's table (SQL), or 1900 when it is empty. #}
+{% macro newest_in_this(column) %}
+    {%- do return("(select coalesce(max(" ~ column ~ "), timestamp '1900-01-01') from " ~ this ~ ")") -%}
 {% endmacro %}
 
 {# The drop log, made by `on-run-start` (dbt_project.yml): models running in parallel could not
@@ -105,7 +110,7 @@
 {# Wraps a staging model's body, which reads the CTE `source` (the raw rows to stage). #}
 {% macro restaged(relation, key) %}
     {%- set incremental = restaging_columns_present(['_loaded_at', '_restaged_at']) -%}
-    {%- set watermark = "(select coalesce(max(_loaded_at), timestamp '1900-01-01') from " ~ this ~ ")" -%}
+    {%- set watermark = newest_in_this('_loaded_at') -%}
     with
     {%- if incremental %}
     reloaded as (

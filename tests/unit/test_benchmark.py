@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from orchestration.benchmark import (
@@ -115,10 +117,10 @@ def test_bare_replay_times_each_layer_on_a_copy(tmp_path):
     con.close()
 
 
-def _report(full_s, increment_s, peak, stages=(), lifetimes_s=None, ours_s=1.0):
+def _report(full_s, increment_s, peak, stages=(), lifetimes_s=None, ours_s=1.0, total=None):
     return {"runs": [{"run": "full build", "wall_seconds": full_s, "stages": list(stages)},
                      {"run": "daily increment", "wall_seconds": increment_s, "stages": []}],
-            "peak_rss_mib": peak, "peak_rss_children_mib": 100,
+            "peak_rss_mib": peak, "peak_rss_children_mib": 100, "peak_total_rss_mib": total,
             "clv_fit": {"seconds": ours_s, "lifetimes_seconds": lifetimes_s}}
 
 
@@ -131,4 +133,34 @@ def test_target_verdicts_name_the_missed_target_the_stage_and_the_factor():
     assert any(v.startswith("MISSED  peak memory") for v in verdicts)
     assert any(v.startswith("MISSED  full build: dbt marts vs bare DuckDB: 5.0 ×") for v in verdicts)
     assert any(v.startswith("met     CLV fit vs lifetimes") for v in verdicts)
-    assert all(v.startswith("met") for v in target_verdicts(_report(100, 10, 1024)))
+    assert all(v.startswith("met") for v in target_verdicts(_report(100, 10, 1024, total=1500)))
+
+
+def test_memory_is_judged_on_all_processes_together_and_unknown_without_the_sample():
+    assert any(v.startswith("MISSED  peak memory (all processes): 6,500.0 MiB")
+               for v in target_verdicts(_report(100, 10, 4000, total=6500)))
+    assert any(v.startswith("unknown peak memory: largest process 4,000 MiB")
+               for v in target_verdicts(_report(100, 10, 4000)))
+    assert any(v.startswith("MISSED  peak memory (largest process)") for v in target_verdicts(_report(100, 10, 7000)))
+
+
+def test_memory_sampler_adds_up_this_process_and_its_children():
+    import subprocess
+    import sys
+
+    from orchestration.benchmark import TotalMemorySampler
+
+    with TotalMemorySampler(interval=0.05) as memory:
+        alone = memory.sample()
+        # A child holding 300 MiB of touched memory until told to go.
+        child = subprocess.Popen([sys.executable, "-c", "import sys; b = bytearray(300 * 2**20); sys.stdin.read()"],
+                                 stdin=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while memory.sample() < alone + 300 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)
+        finally:
+            child.communicate(b"")
+    assert memory.peak_mib >= alone + 300
+    assert memory.sample() < alone + 300
