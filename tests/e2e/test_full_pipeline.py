@@ -242,6 +242,26 @@ def test_range_runs_plan_each_asset_once_and_record_every_day(two_runs):
     assert instance.get_materialized_partitions(dg.AssetKey(["raw", "web_events"])) == days
 
 
+def test_dbt_unit_tests_pass(two_runs, tmp_path):
+    """The daily build leaves dbt's unit tests out (orchestration.dbt_project.dbt_build_args):
+    here they run, every one, against the warehouse the runs built (they need its columns)."""
+    import json
+
+    settings = two_runs[0]
+    done = subprocess.run(
+        [DBT_EXECUTABLE, "test", "--select", "test_type:unit", "--target-path", str(tmp_path)],
+        cwd=DBT_PROJECT_DIR, env={**os.environ, "CDP_WAREHOUSE_PATH": str(settings.warehouse_path)},
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    # The results also hold the project's on-run-start hook.
+    results = [r for r in json.loads((tmp_path / "run_results.json").read_text())["results"]
+               if r["unique_id"].startswith("unit_test.")]
+    assert len(manifest["unit_tests"]) >= 10
+    assert sorted(r["unique_id"] for r in results) == sorted(manifest["unit_tests"])
+    assert {r["status"] for r in results} == {"pass"}
+
+
 def test_dbt_materialisations_carry_row_counts_from_staging_to_marts(two_runs):
     settings, _, _ = two_runs
     instance = _FIXTURE_INSTANCE["instance"]

@@ -13,7 +13,12 @@ def test_build_args_pass_the_as_of_day_as_a_var():
 
 
 def test_build_args_without_a_day_leave_the_default_to_dbt():
-    assert dbt_build_args(None) == ["build"]
+    assert "--vars" not in dbt_build_args(None)
+
+
+def test_the_daily_build_leaves_dbt_unit_tests_to_the_test_suite():
+    args = dbt_build_args("2026-10-31")
+    assert args[args.index("--exclude-resource-type") + 1] == "unit_test"
 
 
 def test_as_of_is_the_end_of_a_partition_range_or_the_single_partition():
