@@ -165,7 +165,7 @@ def _snapshot_name(relation: str) -> str:
 
 def snapshot_tables(warehouse: Path, relations: list[str], path: Path, memory_limit: str | None = None) -> None:
     """Copy the relations that exist into `path`: the state an incremental model starts from.
-    Under the pipeline's DuckDB memory limit: uncapped, copying `large` took 12.9 GB."""
+    Under the pipeline's DuckDB memory limit: uncapped, copying `large` took 12.9 GB, capped 4.2 GB."""
     path.unlink(missing_ok=True)
     if not warehouse.exists():
         return
