@@ -374,8 +374,8 @@ class TotalMemorySampler:
 
 def bench_pipeline(size: str, out: Path | None = None) -> dict:
     """The whole graph on generated data: a full build of every day but the last, then the last
-    day as the daily increment. Runs in this process so peak memory covers Dagster, DuckDB and
-    the ML; dbt runs as a child process and is reported separately."""
+    day as the daily increment. Runs in this process; the memory sampled during each run adds
+    up this process (Dagster, DuckDB, the ML) and its children (dbt)."""
     import os
 
     config = SIZES[size]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
 
-from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 # The dbt installed beside this Python, so `.venv/bin/cdp` works without an activated venv.
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else (shutil.which("dbt") or "dbt")
@@ -23,11 +24,27 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
+# The run's as-of day reaches dbt through the environment (macros/as_of_date.sql), not --vars:
+# dbt parses the whole project again whenever the --vars change, which would be every day.
+AS_OF_ENV = "CDP_AS_OF_DATE"
+
+
+def profile_env(settings: Settings) -> dict[str, str]:
+    """What profiles.yml reads from the environment. dbt reuses its saved parse only while the
+    rendered profile is the same, so the manifest is prepared with the values runs use."""
+    return {"CDP_WAREHOUSE_PATH": str(settings.warehouse_path),
+            "CDP_DUCKDB_MEMORY_LIMIT": settings.duckdb_memory_limit}
+
+
+def export_profile_env(settings: Settings | None = None) -> None:
+    os.environ.update(profile_env(settings or Settings.from_env()))
 
 
 def prepare_manifest(force: bool = False) -> None:
     """Build target/manifest.json (dbt parse). `dagster dev` does this itself; tests and the
-    CLI call it because DbtProject.prepare_if_dev() is a no-op outside `dagster dev`."""
+    CLI call it because DbtProject.prepare_if_dev() is a no-op outside `dagster dev`. Runs start
+    from the partial_parse.msgpack it leaves beside the manifest."""
+    export_profile_env()
     if force or not dbt_project.manifest_path.exists():
         DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
 
@@ -37,14 +54,25 @@ def as_of_from_tags(tags: Mapping[str, str]) -> str | None:
     return tags.get(PARTITION_RANGE_END_TAG) or tags.get(PARTITION_TAG)
 
 
-def dbt_build_args(as_of: str | None) -> list[str]:
-    """`dbt build` with the run's as-of day as a var (absent = the data's last delivery day).
-    dbt unit tests check the SQL against fixed inputs, not the day's data: `make test` runs them
-    (tests/e2e), the daily build does not spend time on them."""
-    args = ["build", "--exclude-resource-type", "unit_test"]
+def dbt_build_args() -> list[str]:
+    """`dbt build`. dbt unit tests check the SQL against fixed inputs, not the day's data:
+    `make test` runs them (tests/e2e), the daily build does not spend time on them."""
+    return ["build", "--exclude-resource-type", "unit_test"]
+
+
+@contextmanager
+def as_of_env(as_of: str | None) -> Iterator[None]:
+    """The run's as-of day in the environment of the dbt processes started inside (absent =
+    the data's last delivery day); the previous value is restored afterwards."""
+    previous = os.environ.pop(AS_OF_ENV, None)
     if as_of:
-        args += ["--vars", json.dumps({"as_of_date": as_of})]
-    return args
+        os.environ[AS_OF_ENV] = as_of
+    try:
+        yield
+    finally:
+        os.environ.pop(AS_OF_ENV, None)
+        if previous is not None:
+            os.environ[AS_OF_ENV] = previous
 
 
 class LayeredTranslator(DagsterDbtTranslator):

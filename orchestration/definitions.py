@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.dbt_project import dbt_project, prepare_manifest
+from orchestration.dbt_project import dbt_project, export_profile_env, prepare_manifest
 
+export_profile_env()  # before `dagster dev` parses, so runs can reuse its parse
 dbt_project.prepare_if_dev()
 prepare_manifest()  # outside `dagster dev` the manifest must exist before the dbt assets load
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
-from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project
+from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project, export_profile_env
 from orchestration.settings import Settings
 
 # Every asset that writes the warehouse declares this pool; dagster.yaml limits it to 1,
@@ -27,8 +25,7 @@ class PathsResource(dg.ConfigurableResource):
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings = settings or Settings.from_env()
     # dbt reads the warehouse path and memory limit from the environment (profiles.yml).
-    os.environ["CDP_WAREHOUSE_PATH"] = str(settings.warehouse_path)
-    os.environ["CDP_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
+    export_profile_env(settings)
     return {
         "warehouse": DuckDBResource(database=str(settings.warehouse_path),
                                     connection_config={"memory_limit": settings.duckdb_memory_limit}),

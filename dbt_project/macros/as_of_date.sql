@@ -1,8 +1,11 @@
-{# The day scores describe: the as_of_date var (Dagster passes the run's last partition day),
+{# The day scores describe: the as_of_date var for a hand-run `dbt build --vars`, else the
+   CDP_AS_OF_DATE environment variable (Dagster sets it to the run's last partition day; an
+   environment value keeps dbt's partial parsing, a new --vars value every day would not),
    otherwise the last day any order channel delivered, so results never depend on the wall clock. #}
 {% macro as_of_date() -%}
-    {%- if var('as_of_date') -%}
-        cast('{{ var("as_of_date") }}' as date)
+    {%- set as_of = var('as_of_date') or env_var('CDP_AS_OF_DATE', '') -%}
+    {%- if as_of -%}
+        cast('{{ as_of }}' as date)
     {%- else -%}
         (select max(_partition_date) from {{ source('shop', 'online_orders') }})
     {%- endif -%}

@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
-from orchestration.dbt_project import as_of_from_tags, dbt_build_args, dbt_project, translator
+from orchestration.dbt_project import as_of_env, as_of_from_tags, dbt_build_args, dbt_project, translator
 from orchestration.resources import WAREHOUSE_POOL
 
 # Layers dbt materialises as tables: a count(*) there is cheap (a view would run its query again).
@@ -54,7 +54,8 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
     so every model is tested right after it is built and failures stop what depends on it."""
     as_of = as_of_from_tags(context.run.tags)
     context.log.info(f"dbt build as of {as_of or 'the last delivered day'}")
-    invocation = dbt.cli(dbt_build_args(as_of), context=context, raise_on_error=False)
+    with as_of_env(as_of):  # dbt's process copies the environment when it starts
+        invocation = dbt.cli(dbt_build_args(), context=context, raise_on_error=False)
     # dbt's own process holds the warehouse lock while it builds; row counts are read after it
     # exits, through this process's single connection (dagster-dbt's fetch_row_counts would
     # open a second, differently configured one).

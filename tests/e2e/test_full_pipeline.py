@@ -104,6 +104,27 @@ def test_second_run_gives_identical_tables(two_runs):
     assert all(count > 0 for count, _ in first.values())
 
 
+def test_each_run_reuses_the_prepared_dbt_parse_and_builds_as_of_its_last_day(two_runs):
+    """The as-of day reaches dbt through the environment (orchestration.dbt_project.as_of_env):
+    a --vars value, or a profile rendered differently from the prepared parse, would make dbt
+    parse the whole project again on every run."""
+    from orchestration.dbt_project import as_of_from_tags
+
+    instance = _FIXTURE_INSTANCE["instance"]
+    target = DBT_PROJECT_DIR / "target"
+    run_ids = _FIXTURE_INSTANCE["range_run_ids"]
+    as_of_days = set()
+    for run_id in run_ids:
+        (invocation,) = target.glob(f"cdp_dbt_models-{run_id[:7]}-*")
+        log = (invocation / "dbt.log").read_text()
+        assert "Unable to do partial parsing" not in log, re.findall(r"Unable to do partial parsing[^\"]*", log)
+        as_of = as_of_from_tags(instance.get_run_by_id(run_id).tags)
+        compiled = (invocation / "compiled" / "cdp" / "models" / "marts" / "customer_rfm.sql").read_text()
+        assert f"cast('{as_of}' as date)" in compiled
+        as_of_days.add(as_of)
+    assert as_of_days == {EARLY_END.isoformat(), E2E_END.isoformat()}
+
+
 def test_serve_file_holds_bi_tables_at_their_grain(two_runs):
     settings, _, _ = two_runs
     con = duckdb.connect(str(settings.serve_path), read_only=True)

@@ -40,7 +40,7 @@ CUSTOMERS = 200
 DAYS = 120
 END = E2E_END
 START = END - timedelta(days=DAYS - 1)
-# The same vars the orchestration passes to the DuckDB run (orchestration.dbt_project.dbt_build_args).
+# The as-of day the orchestration gives the DuckDB run (as CDP_AS_OF_DATE; orchestration.dbt_project.as_of_env).
 DBT_VARS = {"as_of_date": END.isoformat()}
 # Schemas the dbt sources read (models/**/_*sources.yml).
 SOURCE_SCHEMAS = ("raw", "private")

@@ -1,24 +1,47 @@
-import json
+import os
+from pathlib import Path
 
-from orchestration.dbt_project import as_of_from_tags, dbt_build_args
+from orchestration.dbt_project import AS_OF_ENV, as_of_env, as_of_from_tags, dbt_build_args, profile_env
 from orchestration.partitions import days_in_range
+from orchestration.settings import Settings
 
 import pytest
 
 
-def test_build_args_pass_the_as_of_day_as_a_var():
-    args = dbt_build_args("2026-10-31")
-    assert args[0] == "build"
-    assert json.loads(args[args.index("--vars") + 1]) == {"as_of_date": "2026-10-31"}
-
-
-def test_build_args_without_a_day_leave_the_default_to_dbt():
-    assert "--vars" not in dbt_build_args(None)
-
-
 def test_the_daily_build_leaves_dbt_unit_tests_to_the_test_suite():
-    args = dbt_build_args("2026-10-31")
+    args = dbt_build_args()
+    assert args[0] == "build"
     assert args[args.index("--exclude-resource-type") + 1] == "unit_test"
+
+
+def test_the_build_passes_no_vars_so_dbt_can_reuse_its_parse():
+    assert "--vars" not in dbt_build_args()
+
+
+def test_as_of_env_sets_the_day_and_restores_what_was_there(monkeypatch):
+    monkeypatch.setenv(AS_OF_ENV, "2026-01-01")
+    with as_of_env("2026-10-31"):
+        assert os.environ[AS_OF_ENV] == "2026-10-31"
+    assert os.environ[AS_OF_ENV] == "2026-01-01"
+
+
+def test_as_of_env_without_a_day_leaves_the_default_to_dbt(monkeypatch):
+    monkeypatch.setenv(AS_OF_ENV, "2026-01-01")
+    with as_of_env(None):
+        assert AS_OF_ENV not in os.environ
+    assert os.environ[AS_OF_ENV] == "2026-01-01"
+    monkeypatch.delenv(AS_OF_ENV)
+    with pytest.raises(RuntimeError), as_of_env("2026-10-31"):
+        raise RuntimeError("dbt failed")
+    assert AS_OF_ENV not in os.environ
+
+
+def test_profile_env_is_what_runs_give_dbt():
+    settings = Settings.from_env()
+    env = profile_env(settings)
+    assert env["CDP_WAREHOUSE_PATH"] == str(settings.warehouse_path)
+    assert Path(env["CDP_WAREHOUSE_PATH"]).is_absolute()
+    assert env["CDP_DUCKDB_MEMORY_LIMIT"] == settings.duckdb_memory_limit
 
 
 def test_as_of_is_the_end_of_a_partition_range_or_the_single_partition():
