@@ -13,7 +13,9 @@
 
   Downstream, int_touchpoints_unioned and int_identifiers_observed take in the same way only
   the rows staging wrote since (each row carries its run, `_restaged_at`) and the keys it
-  logged as dropped since. Erasure drops all these tables (orchestration/erasure.py), so the
+  logged as dropped since. int_identifier_customers writes only the identifiers whose customer
+  changed (and logs those no longer usable); int_touchpoints_linked rewrites the records
+  staging changed and those holding such identifiers. Erasure drops all these tables (orchestration/erasure.py), so the
   build after it starts from raw again.
 #}
 
@@ -56,23 +58,23 @@
    `source_key`, the staging record they come from (a CRM member's profile versions share one):
    a changed record's rows are replaced together. Rows with `_restaged_at` null are tombstones
    (and, once, the rows of a table built before the column existed); `logged` sends their keys
-   to the drop log for the models downstream of this one. #}
-{% macro absorbing_config(logged=false) %}
+   to the drop log for the models downstream of this one. The identity models key by `node`. #}
+{% macro absorbing_config(logged=false, key='source_key') %}
     {%- if target.type == 'duckdb' -%}
         {%- do return({
             'materialized': 'incremental',
             'incremental_strategy': 'delete+insert',
-            'unique_key': 'source_key',
+            'unique_key': key,
             'on_schema_change': 'append_new_columns',
-            'post_hook': tombstone_hooks('_restaged_at is null', logged_key='source_key' if logged else none),
+            'post_hook': tombstone_hooks('_restaged_at is null', logged_key=key if logged else none),
         }) -%}
     {%- endif -%}
     {%- do return({'materialized': 'table'}) -%}
 {% endmacro %}
 
 {# The newest `_restaged_at` this model holds (SQL), or none when the run builds it in full. #}
-{% macro absorbed_until() %}
-    {%- if restaging_columns_present(['source_key', '_restaged_at']) -%}
+{% macro absorbed_until(key='source_key') %}
+    {%- if restaging_columns_present([key, '_restaged_at']) -%}
         {%- do return(newest_in_this('_restaged_at')) -%}
     {%- endif -%}
     {%- do return(none) -%}

@@ -1,31 +1,42 @@
--- Each record goes to the customer of its anchor identifier. A customer is a component with a
--- member id, email, phone or loyalty card; components of only devices, super-app open ids or
--- social handles are anonymous visitors until they link to one. Records without a usable
--- identifier stay unlinked.
-with components as (
-    select
-        component,
-        max(case when {{ dbt.split_part('node', "':'", 1) }} in ('member_id', 'email', 'phone', 'loyalty_card') then 1 else 0 end) = 1
-            as is_known
-    from {{ ref('int_identity_components') }}
-    group by component
+-- Each record goes to the customer of its identifiers (int_identifier_customers). Records without
+-- a usable identifier, or whose identifiers are all anonymous, stay unlinked.
+-- Incremental: a daily run rewrites the records staging rewrote or dropped since this table's
+-- newest row, and every record holding an identifier whose customer changed since.
+{{ config(**absorbing_config()) }}
+{% set since = absorbed_until() %}
+
+with
+{%- if since %}
+changed_identifiers as (
+    select node from {{ ref('int_identifier_customers') }} where _restaged_at > {{ since }}
+    union
+    select record_id from ({{ dropped_since('int_identifier_customers', since) }}) as dropped
 ),
 
-node_customers as (
-    select
-        nodes.node,
-        case when components.is_known then assigned.customer_id end as customer_id
-    from {{ ref('int_identity_components') }} as nodes
-    inner join components on nodes.component = components.component
-    inner join {{ ref('int_customer_ids_assigned') }} as assigned on nodes.node = assigned.node
+affected as (
+    select source_key from {{ ref('int_touchpoints_unioned') }} where _restaged_at > {{ since }}
+    union
+    select source_key from {{ ref('int_identifiers_observed') }}
+    where node in (select node from changed_identifiers)
+),
+{%- endif %}
+
+touchpoints as (
+    select * from {{ ref('int_touchpoints_unioned') }}
+    {%- if since %}
+    where source_key in (select source_key from affected)
+    {%- endif %}
 ),
 
 record_customer as (
     select
         observed.record_key,
-        min(node_customers.customer_id) as customer_id
+        min(identifiers.customer_id) as customer_id
     from {{ ref('int_identifiers_observed') }} as observed
-    inner join node_customers on observed.node = node_customers.node
+    inner join {{ ref('int_identifier_customers') }} as identifiers on observed.node = identifiers.node
+    {%- if since %}
+    where observed.source_key in (select source_key from affected)
+    {%- endif %}
     group by observed.record_key
 )
 
@@ -36,6 +47,13 @@ select
     touchpoints.occurred_at,
     touchpoints.touch_type,
     touchpoints.amount,
-    record_customer.customer_id
-from {{ ref('int_touchpoints_unioned') }} as touchpoints
+    record_customer.customer_id,
+    touchpoints.source_key,
+    {{ restage_stamp() }} as _restaged_at
+from touchpoints
 left join record_customer on touchpoints.record_key = record_customer.record_key
+{%- if since %}
+-- A tombstone for every record staging dropped first deletes its rows.
+union all by name
+select record_id as source_key from ({{ dropped_since('int_touchpoints_unioned', since) }}) as dropped
+{%- endif %}

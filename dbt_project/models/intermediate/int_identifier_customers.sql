@@ -1,0 +1,45 @@
+-- Each usable identifier with its customer. A customer is a component with a member id, email,
+-- phone or loyalty card; components of only devices, super-app open ids or social handles are
+-- anonymous visitors (no customer) until they link to one. Every usable identifier of a record
+-- sits in that record's one component, so records and customers both read their customer here.
+-- Incremental: computed in full, but a daily run writes only the identifiers whose customer
+-- changed, so int_touchpoints_linked can rewrite just the records holding them; an identifier
+-- no longer usable (its records gone, or now stopped by a guard) is logged as dropped.
+{{ config(**absorbing_config(logged=true, key='node')) }}
+{% set incremental = restaging_columns_present(['node', '_restaged_at']) %}
+{% set type_expr = dbt.split_part('nodes.node', "':'", 1) %}
+
+with components as (
+    select
+        component,
+        max(case when {{ dbt.split_part('node', "':'", 1) }} in ('member_id', 'email', 'phone', 'loyalty_card') then 1 else 0 end) = 1
+            as is_known
+    from {{ ref('int_identity_components') }}
+    group by component
+),
+
+identifiers as (
+    select
+        nodes.node,
+        {{ type_expr }} as id_type,
+        substring(nodes.node, length({{ type_expr }}) + 2) as id_value,
+        case when components.is_known then assigned.customer_id end as customer_id
+    from {{ ref('int_identity_components') }} as nodes
+    inner join components on nodes.component = components.component
+    inner join {{ ref('int_customer_ids_assigned') }} as assigned on nodes.node = assigned.node
+)
+
+{% if incremental -%}
+select identifiers.*, {{ restage_stamp() }} as _restaged_at
+from identifiers
+left join {{ this }} as previous on identifiers.node = previous.node
+where previous.node is null or identifiers.customer_id is distinct from previous.customer_id
+union all by name
+-- A tombstone (node only) for each identifier that is no longer usable.
+select previous.node
+from {{ this }} as previous
+left join identifiers on previous.node = identifiers.node
+where identifiers.node is null
+{%- else -%}
+select *, {{ restage_stamp() }} as _restaged_at from identifiers
+{%- endif %}
