@@ -15,8 +15,8 @@
   the rows staging wrote since (each row carries its run, `_restaged_at`) and the keys it
   logged as dropped since. int_identifier_customers writes only the identifiers whose customer
   changed (and logs those no longer usable); int_touchpoints_linked rewrites the records
-  staging changed and those holding such identifiers. Erasure drops all these tables (orchestration/erasure.py), so the
-  build after it starts from raw again.
+  staging changed and those holding such identifiers. Erasure drops all these tables
+  (orchestration/erasure.py), so the build after it starts from raw again.
 #}
 
 {# Model config: `{{ config(**restaging_config('event_id')) }}`; key = the raw column (cleaned
@@ -73,8 +73,8 @@
 {% endmacro %}
 
 {# The newest `_restaged_at` this model holds (SQL), or none when the run builds it in full. #}
-{% macro absorbed_until(key='source_key') %}
-    {%- if restaging_columns_present([key, '_restaged_at']) -%}
+{% macro absorbed_until() %}
+    {%- if restaging_columns_present(['source_key', '_restaged_at']) -%}
         {%- do return(newest_in_this('_restaged_at')) -%}
     {%- endif -%}
     {%- do return(none) -%}
