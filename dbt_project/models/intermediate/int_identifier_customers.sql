@@ -1,6 +1,6 @@
--- Each usable identifier with its customer. A customer is a component with a member id, email,
--- phone or loyalty card; components of only devices, super-app open ids or social handles are
--- anonymous visitors (no customer) until they link to one. Every usable identifier of a record
+-- Each usable identifier with its customer. A customer is a component with an identifier of a
+-- known-customer type (vars.identity.known_customer_types); the other components are anonymous
+-- visitors (no customer) until they link to one. Every usable identifier of a record
 -- sits in that record's one component, so records and customers both read their customer here.
 -- Incremental: computed in full, but a daily run writes only the identifiers whose customer
 -- changed, so int_touchpoints_linked can rewrite just the records holding them; an identifier
@@ -8,11 +8,12 @@
 {{ config(**absorbing_config(logged=true, key='node')) }}
 {% set incremental = restaging_columns_present(['node', '_restaged_at']) %}
 {% set type_expr = dbt.split_part('nodes.node', "':'", 1) %}
+{% set known_types = var('identity')['known_customer_types'] %}
 
 with components as (
     select
         component,
-        max(case when {{ dbt.split_part('node', "':'", 1) }} in ('member_id', 'email', 'phone', 'loyalty_card') then 1 else 0 end) = 1
+        max(case when {{ dbt.split_part('node', "':'", 1) }} in ({% for t in known_types %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor %}) then 1 else 0 end) = 1
             as is_known
     from {{ ref('int_identity_components') }}
     group by component
