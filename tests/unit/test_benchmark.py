@@ -144,6 +144,25 @@ def test_memory_is_judged_on_all_processes_together_and_unknown_without_the_samp
     assert any(v.startswith("MISSED  peak memory (largest process)") for v in target_verdicts(_report(100, 10, 7000)))
 
 
+def test_a_stages_peak_is_the_highest_sample_inside_its_spans():
+    from orchestration.benchmark import stage_peaks
+
+    samples = [(0.0, 500), (1.0, 900), (2.0, 4000), (3.0, 1200), (4.0, 700)]
+    peaks = stage_peaks(samples, {"ingest": [(0.5, 1.5)], "dbt intermediate": [(1.5, 2.5), (3.5, 4.5)],
+                                  "publish": [(4.6, 4.9)]})
+    # A stage between two samples has no figure rather than a neighbour's.
+    assert peaks == {"ingest": 900, "dbt intermediate": 4000}
+
+
+def test_a_missed_memory_target_names_the_stage_that_peaked():
+    stages = [{"stage": "ingest", "seconds": 1.0, "bare_duckdb_seconds": None, "peak_mib": 7000},
+              {"stage": "dbt marts", "seconds": 1.0, "bare_duckdb_seconds": None, "peak_mib": 5000}]
+    verdicts = target_verdicts(_report(100, 10, 4000, stages, total=7000))
+    assert any(v.startswith("MISSED  peak memory (all processes)") and v.endswith("highest stage: full build ingest 7,000 MiB")
+               for v in verdicts)
+    assert not any("highest stage" in v for v in target_verdicts(_report(100, 10, 4000, stages, total=6000)))
+
+
 def test_memory_sampler_adds_up_this_process_and_its_children():
     import subprocess
     import sys
@@ -163,4 +182,5 @@ def test_memory_sampler_adds_up_this_process_and_its_children():
         finally:
             child.communicate(b"")
     assert memory.peak_mib >= alone + 300
+    assert max(mib for _, mib in memory.samples) == memory.peak_mib
     assert memory.sample() < alone + 300
