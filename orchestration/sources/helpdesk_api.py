@@ -38,12 +38,13 @@ import hmac
 import json
 import logging
 import os
+import sqlite3
 import sys
+import tempfile
 import threading
 import time
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -80,55 +81,121 @@ def parse_time(text: object) -> datetime | None:
     return value
 
 
-def load_landing_tickets(landing_dir: Path | str) -> list[dict]:
+def load_landing_tickets(landing_dir: Path | str) -> Iterator[dict]:
     """Every ticket version of the day CSVs (in name order); empty fields become null."""
     return load_records(landing_dir, "service_tickets")
 
 
-def load_records(landing_dir: Path | str, prefix: str) -> list[dict]:
-    """Every record version of <prefix>_<day>.csv files in `landing_dir` or its <prefix>/ folder."""
+def load_records(landing_dir: Path | str, prefix: str) -> Iterator[dict]:
+    """Every record version of <prefix>_<day>.csv files in `landing_dir` or its <prefix>/ folder,
+    read as they are consumed; a folder without such files fails at once."""
     landing_dir = Path(landing_dir)
     folder = landing_dir / prefix if (landing_dir / prefix).is_dir() else landing_dir
     files = sorted(folder.glob(f"{prefix}_*.csv"))
     if not files:
         raise FileNotFoundError(f"no {prefix}_*.csv under {landing_dir}")
-    tickets: list[dict] = []
+    return _csv_records(files)
+
+
+def _csv_records(files: list[Path]) -> Iterator[dict]:
     for path in files:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             for row in csv.DictReader(handle):
-                tickets.append({k: (v if v != "" else None) for k, v in row.items() if k is not None})
-    return tickets
+                yield {k: (v if v != "" else None) for k, v in row.items() if k is not None}
+
+
+# A store's sort key: (updated_at, record key, arrival). Timestamps as fixed-width ISO text sort
+# as the datetimes do.
+Key = tuple[str, str, int]
+
+
+def _sortable(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
 
 
 class _Store:
-    """Record versions sorted by (updated_at, key, arrival) with bisect-able keys."""
+    """Record versions ordered by (updated_at, key, arrival), in a SQLite file rather than in
+    memory: at benchmark sizes the demo serves millions of versions beside the pipeline."""
 
-    def __init__(self, tickets: list[dict], key_field: str = "ticket_id"):
-        keyed = []
-        for index, ticket in enumerate(tickets):
-            updated = parse_time(ticket.get("updated_at"))
-            if updated is not None:
-                keyed.append(((updated, str(ticket.get(key_field) or ""), index), ticket))
-        keyed.sort(key=lambda pair: pair[0])
-        self.keys = [k for k, _ in keyed]
-        self.tickets = [t for _, t in keyed]
-        self.skipped = len(tickets) - len(keyed)
+    def __init__(self, records: Iterable[dict], key_field: str = "ticket_id"):
+        handle, self.path = tempfile.mkstemp(prefix="cdp-helpdesk-", suffix=".sqlite")
+        os.close(handle)
+        self.count = self.skipped = 0
 
-    def bounds(self, since: datetime | None, until: datetime | None) -> tuple[int, int]:
-        lo = bisect_left(self.keys, (since,)) if since is not None else 0
-        hi = bisect_left(self.keys, (until,)) if until is not None else len(self.keys)
-        return lo, max(lo, hi)
+        def rows() -> Iterator[tuple]:
+            for arrival, record in enumerate(records):
+                updated = parse_time(record.get("updated_at"))
+                if updated is None:
+                    self.skipped += 1
+                    continue
+                self.count += 1
+                yield _sortable(updated), str(record.get(key_field) or ""), arrival, json.dumps(record, ensure_ascii=False)
+
+        with closing(self._connect()) as con:
+            # A scratch file: durability buys nothing here. Out-of-order keys need a page cache
+            # bigger than the default 2 MB to load fast (64 MB: 3× faster for 800k versions).
+            con.execute("PRAGMA journal_mode = OFF")
+            con.execute("PRAGMA synchronous = OFF")
+            con.execute("PRAGMA cache_size = -65536")
+            con.execute("CREATE TABLE records (updated TEXT, key TEXT, arrival INTEGER, body TEXT, "
+                        "PRIMARY KEY (updated, key, arrival)) WITHOUT ROWID")
+            con.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", rows())
+            con.commit()
+
+    def _connect(self) -> sqlite3.Connection:
+        # One connection per request: the server answers each request on its own thread.
+        return sqlite3.connect(self.path)
+
+    @staticmethod
+    def _window(since: datetime | None, until: datetime | None) -> tuple[str, list]:
+        conditions, params = ["1 = 1"], []
+        if since is not None:
+            conditions.append("updated >= ?")
+            params.append(_sortable(since))
+        if until is not None:
+            conditions.append("updated < ?")
+            params.append(_sortable(until))
+        return " AND ".join(conditions), params
+
+    def total(self, since: datetime | None, until: datetime | None) -> int:
+        where, params = self._window(since, until)
+        with closing(self._connect()) as con:
+            return con.execute(f"SELECT count(*) FROM records WHERE {where}", params).fetchone()[0]
+
+    def slice(self, since: datetime | None, until: datetime | None, offset: int, size: int) -> list[dict]:
+        """The window's records from position `offset` on, at most `size` of them."""
+        where, params = self._window(since, until)
+        with closing(self._connect()) as con:
+            rows = con.execute(f"SELECT body FROM records WHERE {where} ORDER BY updated, key, arrival "
+                               "LIMIT ? OFFSET ?", [*params, size, offset]).fetchall()
+        return [json.loads(body) for body, in rows]
+
+    def after(self, since: datetime | None, until: datetime | None, cursor: Key | None,
+              size: int) -> tuple[list[dict], Key | None]:
+        """The window's next `size` records after `cursor`, and the key to continue from (None at the end)."""
+        where, params = self._window(since, until)
+        if cursor is not None:
+            where += " AND (updated, key, arrival) > (?, ?, ?)"
+            params += list(cursor)
+        with closing(self._connect()) as con:
+            rows = con.execute(f"SELECT updated, key, arrival, body FROM records WHERE {where} "
+                               "ORDER BY updated, key, arrival LIMIT ?", [*params, size + 1]).fetchall()
+        page = rows[:size]
+        return [json.loads(row[3]) for row in page], (tuple(page[-1][:3]) if len(rows) > size else None)
+
+    def close(self) -> None:
+        Path(self.path).unlink(missing_ok=True)
 
 
-def _encode_cursor(key: tuple[datetime, str, int]) -> str:
-    raw = json.dumps([key[0].isoformat(), key[1], key[2]], separators=(",", ":")).encode()
+def _encode_cursor(key: Key) -> str:
+    raw = json.dumps(list(key), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str, int]:
+def _decode_cursor(cursor: str) -> Key:
     try:
         updated, ticket_id, index = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        key = (datetime.fromisoformat(updated), str(ticket_id), int(index))
+        key = (_sortable(datetime.fromisoformat(updated)), str(ticket_id), int(index))
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise _BadRequest(f"invalid cursor: {cursor!r}") from exc
     return key
@@ -139,8 +206,8 @@ class HelpdeskServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, tickets: list[dict], token: str | None = None, faults: list[Fault] | None = None,
-                 request_log: list[dict] | None = None, port: int = 0, messages: list[dict] | None = None):
+    def __init__(self, tickets: Iterable[dict], token: str | None = None, faults: list[Fault] | None = None,
+                 request_log: list[dict] | None = None, port: int = 0, messages: Iterable[dict] | None = None):
         self.store = _Store(tickets, "ticket_id")
         self.stores = {TICKETS_PATH: self.store, MESSAGES_PATH: _Store(messages or [], "message_id")}
         self.token = token
@@ -161,6 +228,11 @@ class HelpdeskServer(ThreadingHTTPServer):
     def record(self, entry: dict) -> None:
         with self._lock:
             self.request_log.append(entry)
+
+    def server_close(self) -> None:
+        super().server_close()
+        for store in self.stores.values():
+            store.close()
 
     def handle_error(self, request, client_address) -> None:
         """A client that hung up (e.g. after its own timeout) is routine here, not a traceback on stderr."""
@@ -237,7 +309,6 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(f"page_size is not a number: {query['page_size']!r}") from None
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise _BadRequest(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-        lo, hi = store.bounds(since, until)
         if "page" in query:
             try:
                 page = int(query["page"])
@@ -245,16 +316,14 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _BadRequest(f"page is not a number: {query['page']!r}") from None
             if page < 1:
                 raise _BadRequest("page starts at 1")
-            start = min(hi, lo + (page - 1) * size)
-            end = min(hi, start + size)
-            return {"data": store.tickets[start:end], "page": page, "page_size": size, "total": hi - lo}
+            return {"data": store.slice(since, until, (page - 1) * size, size), "page": page, "page_size": size,
+                    "total": store.total(since, until)}
         cursor = query.get("cursor") or None
-        start = lo if cursor is None else max(lo, bisect_right(store.keys, _decode_cursor(cursor)))
-        end = min(hi, start + size)
-        next_cursor = _encode_cursor(store.keys[end - 1]) if end < hi else None
+        data, last = store.after(since, until, _decode_cursor(cursor) if cursor else None, size)
+        next_cursor = _encode_cursor(last) if last is not None else None
         if fault == "repeat_cursor":
             next_cursor = cursor
-        return {"data": store.tickets[start:end], "next_cursor": next_cursor}
+        return {"data": data, "next_cursor": next_cursor}
 
     @staticmethod
     def _time(query: dict[str, str], name: str) -> datetime | None:
@@ -274,7 +343,7 @@ def serve(tickets_or_landing_dir: list[dict] | Path | str, token: str | None = N
 
     ``request_log``, when given, receives one dict per request (path, query, status, fault)."""
     source = tickets_or_landing_dir
-    tickets = load_landing_tickets(source) if isinstance(source, (str, Path)) else list(source)
+    tickets = load_landing_tickets(source) if isinstance(source, (str, Path)) else source
     messages = _optional_messages(source) if isinstance(source, (str, Path)) else []
     server = HelpdeskServer(tickets, token=token, faults=faults, request_log=request_log, port=port,
                             messages=messages)
@@ -289,7 +358,7 @@ def serve(tickets_or_landing_dir: list[dict] | Path | str, token: str | None = N
         thread.join(timeout=5)
 
 
-def _optional_messages(folder: Path | str) -> list[dict]:
+def _optional_messages(folder: Path | str) -> Iterable[dict]:
     try:
         return load_records(folder, "service_messages")
     except FileNotFoundError:
@@ -317,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"helpdesk_api: {exc}", file=sys.stderr)
         return 1
     auth = f"bearer token from {args.token_env}" if server.token else f"none ({args.token_env} is not set)"
-    print(f"serving {len(server.store.tickets)} ticket versions from {args.landing} "
+    print(f"serving {server.store.count} ticket versions from {args.landing} "
           f"at {server.base_url}{TICKETS_PATH} (auth: {auth}; {server.store.skipped} without a readable "
           "updated_at left out); Ctrl-C stops", flush=True)
     try:
