@@ -184,3 +184,11 @@ def test_memory_sampler_adds_up_this_process_and_its_children():
     assert memory.peak_mib >= alone + 300
     assert max(mib for _, mib in memory.samples) == memory.peak_mib
     assert memory.sample() < alone + 300
+
+
+def test_the_generator_run_apart_writes_the_landing_files(tmp_path):
+    from orchestration.benchmark import generate_apart
+    from orchestration.sources.demo_data import DemoConfig
+
+    generate_apart(tmp_path, DemoConfig(customers=40, days=3))
+    assert any(f.suffix in (".csv", ".jsonl", ".parquet") for f in (tmp_path / "landing").rglob("*") if f.is_file())
