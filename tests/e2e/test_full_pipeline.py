@@ -13,6 +13,7 @@ from datetime import timedelta
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 
 from orchestration.dbt_project import DBT_EXECUTABLE
 from orchestration.settings import DBT_PROJECT_DIR, Settings
@@ -382,9 +383,10 @@ def _redeliver(con) -> dict[str, tuple]:
 
 # The models that take in only what changed (dbt_project/macros/restaging.sql), and the identity
 # models between them that are rebuilt in full.
-RESTAGED = ["staging", "int_touchpoints_unioned", "int_identifiers_observed", "int_identifier_customers",
-            "int_touchpoints_linked"]
-IDENTITY = ["int_identifiers_shared", "int_identity_edges", "int_identity_components", "int_customer_ids_assigned"]
+RESTAGED = ["staging", "int_touchpoints_unioned", "int_identifiers_observed", "int_identifiers_shared",
+            "int_identity_links_dropped", "int_identifier_customers", "int_touchpoints_linked"]
+IDENTITY = ["int_identity_edges", "int_identity_components", "int_customer_ids_assigned"]
+IDENTITY_MAX_ORDERS_PER_DAY = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["identity"]["max_orders_per_day"]
 
 
 def _build_restaged(warehouse, target, *flags: str) -> None:
@@ -405,6 +407,38 @@ def _restaged_checksums(path) -> dict[str, tuple]:
         con.close()
 
 
+def _counter_orders(con, copies: int) -> str:
+    """An online order delivered again on the last day as `copies` more orders with the same
+    phone on the same day, as a counter phone would be (the frequency guard's case). Returns the
+    phone's node."""
+    # An order with a usable phone, delivered once only (not the one re-sent onto the last day).
+    order_id, node = con.execute("""select o.order_id, observed.node from raw.online_orders as o
+        inner join intermediate.int_identifiers_observed as observed
+            on observed.record_key = 'online_orders:' || o.order_id and observed.id_type = 'phone'
+        where o.order_id in (select order_id from raw.online_orders group by order_id having count(*) = 1)
+          and observed.node not in (select node from intermediate.int_identifiers_shared)
+        order by o.order_id limit 1""").fetchone()
+    con.execute("""insert into raw.online_orders select o.* replace (o.order_id || '-C' || cast(i as varchar) as order_id,
+        (select max(_partition_date) from raw.online_orders) as _partition_date, now()::timestamp as _loaded_at)
+        from raw.online_orders as o, range(?) as copies(i) where o.order_id = ?""", [copies, order_id])
+    return node
+
+
+def _without_counter_orders(con) -> None:
+    """The last day of online orders delivered again without the counter copies."""
+    last, = con.execute("select max(_partition_date) from raw.online_orders").fetchone()
+    con.execute("delete from raw.online_orders where order_id like '%-C%'")
+    con.execute("update raw.online_orders set _loaded_at = now()::timestamp where _partition_date = ?", [last])
+
+
+def _guarded(path, node: str) -> bool:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select count(*) from intermediate.int_identifiers_shared where node = ?", [node]).fetchone()[0] == 1
+    finally:
+        con.close()
+
+
 def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_from_raw(two_runs, tmp_path):
     settings, _, _ = two_runs
     restaged, rebuilt = tmp_path / "restaged.duckdb", tmp_path / "rebuilt.duckdb"
@@ -412,13 +446,17 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
     con = duckdb.connect(str(restaged))
     try:
         changed = _redeliver(con)
+        counter_phone = _counter_orders(con, copies=IDENTITY_MAX_ORDERS_PER_DAY)
     finally:
         con.close()
+    assert not _guarded(restaged, counter_phone)
     shutil.copy(restaged, rebuilt)
     _build_restaged(restaged, tmp_path / "target")
     _build_restaged(rebuilt, tmp_path / "target", "--full-refresh")
 
     assert _restaged_checksums(restaged) == _restaged_checksums(rebuilt)
+    # The guard started firing in the increment, as in the rebuild.
+    assert _guarded(restaged, counter_phone)
     assert _restaged_checksums(restaged) != _restaged_checksums(settings.warehouse_path), "nothing was restaged"
     con = duckdb.connect(str(restaged), read_only=True)
     try:
@@ -436,6 +474,18 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
         assert 0 < rewritten < total
     finally:
         con.close()
+
+    # And the guard stops again once the copies are re-delivered away.
+    con = duckdb.connect(str(restaged))
+    try:
+        _without_counter_orders(con)
+    finally:
+        con.close()
+    shutil.copy(restaged, rebuilt)
+    _build_restaged(restaged, tmp_path / "target")
+    _build_restaged(rebuilt, tmp_path / "target", "--full-refresh")
+    assert _restaged_checksums(restaged) == _restaged_checksums(rebuilt)
+    assert not _guarded(restaged, counter_phone)
 
 
 def _person_to_erase(con) -> dict:

@@ -5,12 +5,35 @@
 --   frequency – on more orders of one channel in one day than a shopper places (a shop
 --               assistant's phone typed for walk-ins).
 -- One row per identifier that stops linking, with every guard that fired.
+-- Incremental: a guard can only start firing for an identifier seen on a record rewritten since
+-- the last run (its counts only grow there), and only stop for one it fired for before. A daily
+-- run judges just those again, over all their records, and deletes (and logs) the guards that
+-- stopped.
+{{ config(**absorbing_config(logged=true, key='node')) }}
+{% set incremental = restaging_columns_present(['node', '_restaged_at']) %}
 {% set identity = var('identity') %}
 {% set limits = identity['max_per_profile'] %}
 {% set str = dbt.type_string() %}
 
-with observed as (
+with
+{%- if incremental %}
+candidates as (
+    select node from {{ ref('int_identifiers_observed') }} where _restaged_at > {{ newest_in_this('_restaged_at') }}
+    union
+    select node from {{ this }}
+),
+{%- endif %}
+
+observed as (
     select * from {{ ref('int_identifiers_observed') }}
+),
+
+-- The identifiers judged: all of them, or the candidates.
+judged as (
+    select * from observed
+    {%- if incremental %}
+    where node in (select node from candidates)
+    {%- endif %}
 ),
 
 co_occurring as (
@@ -19,7 +42,7 @@ co_occurring as (
         weaker.id_type,
         stronger.id_type as stronger_type,
         count(distinct stronger.node) as stronger_seen
-    from observed as weaker
+    from judged as weaker
     inner join observed as stronger
         on weaker.record_key = stronger.record_key and stronger.id_priority < weaker.id_priority
     where stronger.id_type in ({% for t in limits %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor %})
@@ -44,7 +67,7 @@ orders_per_day as (
         touchpoints.source_channel,
         cast(touchpoints.occurred_at as date) as occurred_on,
         count(*) as orders
-    from observed
+    from judged as observed
     inner join {{ ref('int_touchpoints_unioned') }} as touchpoints on observed.record_key = touchpoints.record_key
     where touchpoints.touch_type = 'order'
       and observed.id_type in ({% for t in identity['frequency_guarded_types'] %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor %})
@@ -67,13 +90,26 @@ guarded as (
     select node, id_type, guard, reason from over_limit
     union all
     select node, id_type, guard, reason from too_frequent
+),
+
+fired as (
+    select
+        node,
+        id_type,
+        min(guard) as guard,
+        min(reason) as reason,
+        count(*) as guards_fired,
+        {{ restage_stamp() }} as _restaged_at
+    from guarded
+    group by node, id_type
 )
 
-select
-    node,
-    id_type,
-    min(guard) as guard,
-    min(reason) as reason,
-    count(*) as guards_fired
-from guarded
-group by node, id_type
+select * from fired
+{%- if incremental %}
+-- A tombstone (node only) for each guard that no longer fires.
+union all by name
+select previous.node
+from {{ this }} as previous
+left join fired on previous.node = fired.node
+where fired.node is null
+{%- endif %}
