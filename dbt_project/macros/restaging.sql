@@ -96,6 +96,19 @@
     {%- endif -%}
 {% endmacro %}
 
+{# The staging records (`source_key`) to rewrite since `since`: those staging rewrote, and those
+   holding an identifier that `node_model` (keyed by `node`) wrote or dropped since. #}
+{% macro records_affected(node_model, since) -%}
+    select source_key from {{ ref('int_touchpoints_unioned') }} where _restaged_at > {{ since }}
+    union
+    select source_key from {{ ref('int_identifiers_observed') }}
+    where node in (
+        select node from {{ ref(node_model) }} where _restaged_at > {{ since }}
+        union
+        select record_id from ({{ dropped_since(node_model, since) }}) as dropped
+    )
+{%- endmacro %}
+
 {# Keys `model` dropped since `since` (a SQL timestamp expression), as `record_id`. #}
 {% macro dropped_since(model, since) -%}
     select record_id from audit.restaged_drops where model = '{{ model }}' and dropped_at > {{ since }}

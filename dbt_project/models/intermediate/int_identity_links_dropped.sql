@@ -8,17 +8,8 @@
 
 with
 {%- if since %}
-judged_again as (
-    select node from {{ ref('int_identifiers_shared') }} where _restaged_at > {{ since }}
-    union
-    select record_id from ({{ dropped_since('int_identifiers_shared', since) }}) as stopped
-),
-
 affected as (
-    select source_key from {{ ref('int_touchpoints_unioned') }} where _restaged_at > {{ since }}
-    union
-    select source_key from {{ ref('int_identifiers_observed') }}
-    where node in (select node from judged_again)
+    {{ records_affected('int_identifiers_shared', since) }}
 ),
 {%- endif %}
 

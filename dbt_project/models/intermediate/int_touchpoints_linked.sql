@@ -7,17 +7,8 @@
 
 with
 {%- if since %}
-changed_identifiers as (
-    select node from {{ ref('int_identifier_customers') }} where _restaged_at > {{ since }}
-    union
-    select record_id from ({{ dropped_since('int_identifier_customers', since) }}) as dropped
-),
-
 affected as (
-    select source_key from {{ ref('int_touchpoints_unioned') }} where _restaged_at > {{ since }}
-    union
-    select source_key from {{ ref('int_identifiers_observed') }}
-    where node in (select node from changed_identifiers)
+    {{ records_affected('int_identifier_customers', since) }}
 ),
 {%- endif %}
 
