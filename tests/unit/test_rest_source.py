@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from orchestration.sources.catalog import load_catalog
 from orchestration.sources.errors import SourceError
-from orchestration.sources.helpdesk_api import serve
+from orchestration.sources.helpdesk_api import HelpdeskServer, serve
 from orchestration.sources.rest import SOURCE_LOCATION, RestSource, fetch_window
 
 COLUMNS = list(load_catalog()["service_tickets"].columns)
@@ -137,6 +139,33 @@ def test_serves_the_landing_csvs_with_reappearing_tickets(tmp_path):
         rows = pd.concat(fetch_window(source, COLUMNS, SINCE, UNTIL))
     assert list(rows["status"]) == ["open", "closed"]
     assert rows["member_id"].isna().all() and rows["message"].iloc[0] == "Hi, help"
+
+
+def _scratch_files(folder) -> list:
+    return sorted(Path(folder).glob("cdp-helpdesk-*"))
+
+
+def test_the_api_leaves_no_scratch_file_behind(tmp_path, monkeypatch):
+    """Its store lives in a file unlinked once open: nothing is left by a request still running
+    when the server closes, by a load that fails, or by a process killed outright."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    log: list[dict] = []
+    with serve(TICKETS, token=TOKEN, faults=["slow:0.5"], request_log=log) as url:
+        assert _scratch_files(tmp_path) == []
+        frames = list(fetch_window(_source(url, page_size=1000, timeout_seconds=0.2), COLUMNS, SINCE, UNTIL))
+    assert sum(len(f) for f in frames) == len(TICKETS)
+    deadline = time.monotonic() + 10  # the slow request wakes after the server closed
+    while log[0]["status"] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log[0]["status"] == 503 and _scratch_files(tmp_path) == []
+
+    def failing():
+        yield TICKETS[0]
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        HelpdeskServer(failing())
+    assert _scratch_files(tmp_path) == []
 
 
 def test_429_then_500_then_success_is_retried():
