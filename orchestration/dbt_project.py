@@ -6,12 +6,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 import dagster as dg
+import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
 
 from orchestration.settings import DBT_PROJECT_DIR, Settings
@@ -54,10 +58,88 @@ def as_of_from_tags(tags: Mapping[str, str]) -> str | None:
     return tags.get(PARTITION_RANGE_END_TAG) or tags.get(PARTITION_TAG)
 
 
-def dbt_build_args() -> list[str]:
+def dbt_build_args(full_refresh: bool = False) -> list[str]:
     """`dbt build`. dbt unit tests check the SQL against fixed inputs, not the day's data:
     `make test` runs them (tests/e2e), the daily build does not spend time on them."""
-    return ["build", "--exclude-resource-type", "unit_test"]
+    return ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
+
+
+# The fingerprint of the rules the incremental tables were last built with (one row).
+RULES_TABLE = ("audit", "dbt_build_rules")
+_VAR_CALL = re.compile(r"""\bvar\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
+
+
+def rules_fingerprint(manifest: Mapping[str, Any], project_dir: Path) -> str:
+    """A hash of everything an incremental table's rows are computed from except the data: the
+    SQL of every incremental model a full refresh rebuilds and of the models and seeds upstream of one, the macros they
+    call (their files), and the values of the project vars that code reads (dbt_project.yml).
+
+    Incremental models apply a changed rule only to the rows they rewrite; when this hash
+    changes, the next build must be a full refresh. The manifest says which files count; their
+    contents are read from disk, as dbt reads them when it runs."""
+    nodes, parents = manifest["nodes"], manifest["parent_map"]
+    # Incremental models a full refresh leaves alone (`full_refresh: false`: histories, stable
+    # ids) are not rebuilt by one, so what they read does not count.
+    pending = [uid for uid, node in nodes.items()
+               if node["resource_type"] == "model" and node["config"].get("materialized") == "incremental"
+               and node["config"].get("full_refresh") is not False]
+    scope: set[str] = set()
+    while pending:
+        uid = pending.pop()
+        if uid in nodes and uid not in scope and nodes[uid]["resource_type"] in ("model", "seed"):
+            scope.add(uid)
+            pending.extend(parents.get(uid, []))
+    project = manifest["metadata"]["project_name"]
+    macros, pending = set(), [m for uid in scope for m in nodes[uid]["depends_on"].get("macros", [])]
+    while pending:
+        uid = pending.pop()
+        macro = manifest["macros"].get(uid)
+        if macro and macro["package_name"] == project and uid not in macros:
+            macros.add(uid)
+            pending.extend(macro["depends_on"].get("macros", []))
+    files = sorted({nodes[uid]["original_file_path"] for uid in scope}
+                   | {manifest["macros"][uid]["original_file_path"] for uid in macros})
+    digest = hashlib.sha256()
+    read_vars: set[str] = set()
+    for relative in files:
+        content = (project_dir / relative).read_bytes()
+        read_vars.update(_VAR_CALL.findall(content.decode("utf-8", errors="replace")))
+        digest.update(relative.encode() + b"\0" + hashlib.sha256(content).digest())
+    project_vars = (yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}).get("vars") or {}
+    values = {name: project_vars.get(name) for name in sorted(read_vars)}
+    digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def full_refresh_reason(stored: str | None, current: str, requested: bool) -> str | None:
+    """Why this build must rebuild the incremental tables in full, or None for an increment."""
+    if requested:
+        return "requested in the run's config (full_refresh: true)"
+    if stored is None:
+        return "no record of the rules the tables were built with (first build, or built before the record)"
+    if stored != current:
+        return "the dbt project's rules changed since the last build (incremental SQL, its macros or vars)"
+    return None
+
+
+def stored_rules_fingerprint(con) -> str | None:
+    schema, table = RULES_TABLE
+    found = con.execute("select 1 from information_schema.tables where table_schema = ? and table_name = ?",
+                        [schema, table]).fetchone()
+    if not found:
+        return None
+    row = con.execute(f"select fingerprint from {schema}.{table}").fetchone()
+    return row[0] if row else None
+
+
+def store_rules_fingerprint(con, fingerprint: str) -> None:
+    schema, table = RULES_TABLE
+    con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create table if not exists {schema}.{table} (fingerprint varchar not null, built_at timestamp not null)")
+    con.execute("begin")
+    con.execute(f"delete from {schema}.{table}")
+    con.execute(f"insert into {schema}.{table} values (?, current_timestamp::timestamp)", [fingerprint])
+    con.execute("commit")
 
 
 @contextmanager

@@ -1,13 +1,25 @@
 """dbt models as assets: staging → intermediate → marts, with dbt tests as asset checks."""
 
+import json
 import shutil
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
-from orchestration.dbt_project import as_of_env, as_of_from_tags, dbt_build_args, dbt_project, translator
+from orchestration.dbt_project import (
+    as_of_env,
+    as_of_from_tags,
+    dbt_build_args,
+    dbt_project,
+    full_refresh_reason,
+    rules_fingerprint,
+    store_rules_fingerprint,
+    stored_rules_fingerprint,
+    translator,
+)
 from orchestration.resources import WAREHOUSE_POOL
 
 # Layers dbt materialises as tables: a count(*) there is cheap (a view would run its query again).
@@ -43,19 +55,33 @@ def share_metadata(con, relation: tuple[str, str], column: str) -> dict:
     return {f"{column}_share": dg.MetadataValue.json(shares), f"{column}_share_chart": dg.MetadataValue.md(share_chart(shares))}
 
 
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild the incremental tables from raw (dbt --full-refresh). A build does so by "
+                    "itself when their SQL, macros or vars changed since the last one.")
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
 )
-def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource):
+def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: DuckDBResource,
+                   config: DbtBuildConfig):
     """Cleans each channel, links identities, and builds the marts BI reads. Runs `dbt build`
-    so every model is tested right after it is built and failures stop what depends on it."""
+    so every model is tested right after it is built and failures stop what depends on it.
+    Incremental models take in only the day's changes, under the rules they were built with:
+    when those rules change, the build is a full refresh."""
     as_of = as_of_from_tags(context.run.tags)
-    context.log.info(f"dbt build as of {as_of or 'the last delivered day'}")
+    fingerprint = rules_fingerprint(json.loads(dbt_project.manifest_path.read_text()), dbt_project.project_dir)
+    with warehouse.get_connection() as con:
+        reason = full_refresh_reason(stored_rules_fingerprint(con), fingerprint, config.full_refresh)
+    build_mode = f"full refresh: {reason}" if reason else "incremental"
+    context.log.info(f"dbt build as of {as_of or 'the last delivered day'}, {build_mode}")
     with as_of_env(as_of):  # dbt's process copies the environment when it starts
-        invocation = dbt.cli(dbt_build_args(), context=context, raise_on_error=False)
+        invocation = dbt.cli(dbt_build_args(full_refresh=reason is not None), context=context, raise_on_error=False)
     # dbt's own process holds the warehouse lock while it builds; row counts are read after it
     # exits, through this process's single connection (dagster-dbt's fetch_row_counts would
     # open a second, differently configured one).
@@ -63,6 +89,7 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
     with warehouse.get_connection() as con:
         for event in events:
             if isinstance(event, dg.Output):
+                event = event.with_metadata({**event.metadata, "dbt_build": build_mode})
                 key = context.asset_key_for_output(event.output_name)
                 if key.path[0] in COUNTED_LAYERS:
                     rows = con.execute(f'select count(*) from "{key.path[0]}"."{key.path[1]}"').fetchone()[0]
@@ -71,7 +98,15 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
                     shares = share_metadata(con, tuple(key.path), SHARE_COLUMNS[tuple(key.path)])
                     event = event.with_metadata({**event.metadata, **shares})
             yield event
+        if reason and invocation.is_successful():
+            if context.is_subset:
+                # Only part of the project was rebuilt: the rest still holds the old rules.
+                context.log.warning("the rules were not recorded: materialise every dbt asset to rebuild all "
+                                    "incremental tables under them")
+            else:
+                store_rules_fingerprint(con, fingerprint)
     for folder in stale_invocation_dirs(dbt_project.project_dir / dbt_project.target_path):
         shutil.rmtree(folder, ignore_errors=True)
     if not invocation.is_successful():
+        # The rules are not recorded: a failed full refresh is tried again in full next time.
         raise dg.Failure(description="dbt build failed: see the failed models and tests in this run's checks and logs")

@@ -356,6 +356,50 @@ def test_customer_ids_stay_stable_and_every_change_is_recorded(two_runs):
             assert into_assigned <= from_assigned
 
 
+def _dbt_build_modes(instance, run_id: str) -> set[str]:
+    """What the run's dbt materialisations say about the build: incremental or a full refresh."""
+    return {event.asset_materialization.metadata["dbt_build"].value
+            for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+            if "dbt_build" in event.asset_materialization.metadata}
+
+
+def test_a_build_is_a_full_refresh_only_when_the_rules_changed(two_runs):
+    """The first build records the rules it ran under (incremental SQL, its macros, the vars they
+    read); the builds after it are increments. A build that finds other rules recorded, as after
+    a change to vars.identity, rebuilds in full, ends with the same tables, and records them."""
+    import json
+
+    from orchestration.cli import materialize_range
+    from orchestration.dbt_project import dbt_project, rules_fingerprint
+    from orchestration.demo import demo_source_systems
+
+    settings, _, (second_ok, second) = two_runs
+    assert second_ok
+    instance = _FIXTURE_INSTANCE["instance"]
+    early, first, later = sorted(_FIXTURE_INSTANCE["range_run_ids"],
+                                 key=lambda run_id: instance.get_run_record_by_id(run_id).create_timestamp)
+    (full,) = _dbt_build_modes(instance, early)
+    assert full.startswith("full refresh: no record")
+    assert _dbt_build_modes(instance, first) == _dbt_build_modes(instance, later) == {"incremental"}
+
+    con = duckdb.connect(str(settings.warehouse_path))
+    try:
+        con.execute("update audit.dbt_build_rules set fingerprint = 'the rules of an older release'")
+    finally:
+        con.close()
+    with demo_source_systems(settings):
+        assert materialize_range(E2E_END.isoformat(), E2E_END.isoformat(), instance)
+    (refreshed,) = _dbt_build_modes(instance, instance.get_runs(limit=1)[0].run_id)
+    assert refreshed.startswith("full refresh: the dbt project's rules changed")
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        recorded, = con.execute("select fingerprint from audit.dbt_build_rules").fetchone()
+    finally:
+        con.close()
+    assert recorded == rules_fingerprint(json.loads(dbt_project.manifest_path.read_text()), dbt_project.project_dir)
+    assert _checksums(settings.warehouse_path) == second
+
+
 # --- Erasure: runs after the tests above, on the same warehouse -------------------------------
 
 def _redeliver(con) -> dict[str, tuple]:
