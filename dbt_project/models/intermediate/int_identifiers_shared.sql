@@ -7,8 +7,8 @@
 -- One row per identifier that stops linking, with every guard that fired.
 -- Incremental: a guard can only start firing for an identifier seen on a record rewritten since
 -- the last run (its counts only grow there), and only stop for one it fired for before. A daily
--- run judges just those again, over all their records, and deletes (and logs) the guards that
--- stopped.
+-- run judges just those again, over all their records, writes the guards that started or now
+-- read differently, and deletes (and logs) the guards that stopped.
 {{ config(**absorbing_config(logged=true, key='node')) }}
 {% set incremental = restaging_columns_present(['node', '_restaged_at']) %}
 {% set identity = var('identity') %}
@@ -104,12 +104,22 @@ fired as (
     group by node, id_type
 )
 
-select * from fired
-{%- if incremental %}
+{% if incremental -%}
+-- Only guards that are new or read differently are written: an unchanged row keeps its run, so
+-- the audit downstream does not rewrite the records of every guarded identifier every day.
+select fired.*
+from fired
+left join {{ this }} as previous on fired.node = previous.node
+where previous.node is null
+   or fired.guard is distinct from previous.guard
+   or fired.reason is distinct from previous.reason
+   or fired.guards_fired is distinct from previous.guards_fired
 -- A tombstone (node only) for each guard that no longer fires.
 union all by name
 select previous.node
 from {{ this }} as previous
 left join fired on previous.node = fired.node
 where fired.node is null
+{%- else -%}
+select * from fired
 {%- endif %}
