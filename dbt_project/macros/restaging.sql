@@ -60,17 +60,15 @@
    `source_key`, the staging record they come from (a CRM member's profile versions share one):
    a changed record's rows are replaced together. Rows with `_restaged_at` null are tombstones
    (and, once, the rows of a table built before the column existed); `logged` sends their keys
-   (or, given a column name, that column of the tombstones that have it) to the drop log for the
-   models downstream of this one. The identity models key by `node`. #}
+   to the drop log for the models downstream of this one. The identity models key by `node`. #}
 {% macro absorbing_config(logged=false, key='source_key') %}
     {%- if target.type == 'duckdb' -%}
-        {%- set logged_key = none if not logged else (key if logged is sameas true else logged) -%}
         {%- do return({
             'materialized': 'incremental',
             'incremental_strategy': 'delete+insert',
             'unique_key': key,
             'on_schema_change': 'append_new_columns',
-            'post_hook': tombstone_hooks('_restaged_at is null', logged_key=logged_key),
+            'post_hook': tombstone_hooks('_restaged_at is null', logged_key=key if logged else none),
         }) -%}
     {%- endif -%}
     {%- do return({'materialized': 'table'}) -%}
