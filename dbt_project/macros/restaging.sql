@@ -109,6 +109,24 @@
     )
 {%- endmacro %}
 
+{# The rows of CTE `rows` that are new or differ from this table's in `compared` columns, and a
+   tombstone (`key` only) for each key this table holds that `rows` no longer has: an identity
+   model computed in full that writes only what changed. #}
+{% macro changed_rows(rows, key, compared) -%}
+    select {{ rows }}.*
+    from {{ rows }}
+    left join {{ this }} as previous on {{ rows }}.{{ key }} = previous.{{ key }}
+    where previous.{{ key }} is null
+    {%- for column in compared %}
+       or {{ rows }}.{{ column }} is distinct from previous.{{ column }}
+    {%- endfor %}
+    union all by name
+    select previous.{{ key }}
+    from {{ this }} as previous
+    left join {{ rows }} on previous.{{ key }} = {{ rows }}.{{ key }}
+    where {{ rows }}.{{ key }} is null
+{%- endmacro %}
+
 {# Keys `model` dropped since `since` (a SQL timestamp expression), as `record_id`. #}
 {% macro dropped_since(model, since) -%}
     select record_id from audit.restaged_drops where model = '{{ model }}' and dropped_at > {{ since }}

@@ -31,16 +31,12 @@ identifiers as (
 )
 
 {% if incremental -%}
-select identifiers.*, {{ restage_stamp() }} as _restaged_at
-from identifiers
-left join {{ this }} as previous on identifiers.node = previous.node
-where previous.node is null or identifiers.customer_id is distinct from previous.customer_id
-union all by name
--- A tombstone (node only) for each identifier that is no longer usable.
-select previous.node
-from {{ this }} as previous
-left join identifiers on previous.node = identifiers.node
-where identifiers.node is null
+, stamped as (
+    select *, {{ restage_stamp() }} as _restaged_at from identifiers
+)
+
+-- The identifiers whose customer changed, and a tombstone for each no longer usable.
+{{ changed_rows('stamped', 'node', ['customer_id']) }}
 {%- else -%}
 select *, {{ restage_stamp() }} as _restaged_at from identifiers
 {%- endif %}

@@ -106,20 +106,9 @@ fired as (
 
 {% if incremental -%}
 -- Only guards that are new or read differently are written: an unchanged row keeps its run, so
--- the audit downstream does not rewrite the records of every guarded identifier every day.
-select fired.*
-from fired
-left join {{ this }} as previous on fired.node = previous.node
-where previous.node is null
-   or fired.guard is distinct from previous.guard
-   or fired.reason is distinct from previous.reason
-   or fired.guards_fired is distinct from previous.guards_fired
--- A tombstone (node only) for each guard that no longer fires.
-union all by name
-select previous.node
-from {{ this }} as previous
-left join fired on previous.node = fired.node
-where fired.node is null
+-- the audit downstream does not rewrite the records of every guarded identifier every day. A
+-- guard that no longer fires gets a tombstone.
+{{ changed_rows('fired', 'node', ['guard', 'reason', 'guards_fired']) }}
 {%- else -%}
 select * from fired
 {%- endif %}
