@@ -29,7 +29,7 @@ customers as (
 ),
 
 linked as (
-    select record_key, customer_id, touch_type, occurred_at
+    select record_key, source_channel, customer_id, touch_type, occurred_at
     from {{ ref('int_touchpoints_linked') }}
     where customer_id is not null
 ),
@@ -95,7 +95,10 @@ social as (
     from {{ ref('stg_social__interactions') }} as interactions
     inner join linked on linked.record_key = 'social_interactions:' || interactions.interaction_id
     cross join windows
-    where interactions.occurred_at is not null
+    -- Each join filters its channel: the filter reaches the scan, and the join reads that
+    -- channel's touches rather than every touch.
+    where linked.source_channel = 'social_interactions'
+      and interactions.occurred_at is not null
       and cast(interactions.occurred_at as date) <= windows.as_of_date
       and (
           (interactions.platform = 'official_account' and interactions.interaction_type in ('follow', 'unfollow'))
@@ -122,7 +125,8 @@ unsubscribes as (
     from {{ ref('stg_messaging__events') }} as events
     inner join linked on linked.record_key = 'email_events:' || events.event_id
     cross join windows
-    where events.event_type = 'unsubscribe'
+    where linked.source_channel = 'email_events'
+      and events.event_type = 'unsubscribe'
       and cast(events.event_at as date) <= windows.as_of_date
       and cast(events.event_at as date) > windows.decay_since
     group by linked.customer_id
