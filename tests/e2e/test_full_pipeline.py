@@ -288,6 +288,35 @@ def test_dbt_unit_tests_pass(two_runs, tmp_path):
     assert {r["status"] for r in results} == {"pass"}
 
 
+def test_key_tests_on_restaged_tables_judge_the_newest_write(two_runs, tmp_path):
+    """`unique` on a restaged key reads only the newest write (macros/data_tests.sql): a duplicate
+    written with it fails the test; one hidden in an older write is out of its scope."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(two_runs[0].warehouse_path, warehouse)
+
+    def unique_test_passes() -> bool:
+        done = subprocess.run(
+            [DBT_EXECUTABLE, "test", "--select", "stg_web__events,test_name:unique",
+             "--target-path", str(tmp_path / "target")],
+            cwd=DBT_PROJECT_DIR, env={**os.environ, "CDP_WAREHOUSE_PATH": str(warehouse)},
+            capture_output=True, text=True)
+        assert "unique_stg_web__events_event_id" in done.stdout, done.stdout[-3000:]
+        return done.returncode == 0
+
+    def duplicate_one_event(stamp: str) -> None:
+        with duckdb.connect(str(warehouse)) as con:
+            con.execute(f"""
+                insert into staging.stg_web__events
+                select * replace ({stamp} as _restaged_at) from staging.stg_web__events
+                where event_id = (select min(event_id) from staging.stg_web__events)""")
+
+    assert unique_test_passes()
+    duplicate_one_event("(select min(_restaged_at) - interval 1 day from staging.stg_web__events)")
+    assert unique_test_passes()
+    duplicate_one_event("(select max(_restaged_at) from staging.stg_web__events)")
+    assert not unique_test_passes()
+
+
 def test_dbt_materialisations_carry_row_counts_from_staging_to_marts(two_runs):
     settings, _, _ = two_runs
     instance = _FIXTURE_INSTANCE["instance"]
