@@ -217,14 +217,19 @@ def risk_band(probability: np.ndarray, config: ChurnConfig = ChurnConfig()) -> n
     )
 
 
-def top_reasons(explainer: Pipeline, frame: pd.DataFrame, features: list[str], k: int = 3) -> list[str]:
+def top_reasons(explainer: Pipeline, frame: pd.DataFrame, features: list[str], k: int = 3) -> np.ndarray:
     """The k features pushing churn up the most for each customer, from the transparent
-    logistic model: contribution = coefficient × standardised value."""
+    logistic model: contribution = coefficient × standardised value. "none" when none pushes up."""
     scaler, logistic = explainer[0], explainer[-1]
     contributions = scaler.transform(frame[features]) * logistic.coef_[0]
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
-    names = np.array(features)
-    return [", ".join(names[row][contributions[i, row] > 0]) or "none" for i, row in enumerate(order)]
+    pushes_up = np.take_along_axis(contributions, order, axis=1) > 0
+    names = np.array(features, dtype=object)[order]
+    # Column by column over all customers at once; the positive ones are a prefix of each row.
+    reasons = np.where(pushes_up[:, 0], names[:, 0], "none").astype(object)
+    for rank in range(1, order.shape[1]):
+        reasons = np.where(pushes_up[:, rank], reasons + ", " + names[:, rank], reasons)
+    return reasons
 
 
 def check_artifact(artifact: ChurnArtifact) -> None:

@@ -58,21 +58,36 @@ buyers as (
 ),
 touches as (
     select
+        customer_id,
+        count(*) filter (where touch_type = 'login' and occurred_at > $cutoff - interval 30 day) as logins_30,
+        count(*) filter (where touch_type in ('event', 'login') and occurred_at > $cutoff - interval 30 day) as events_30,
+        count(*) filter (where touch_type in ('event', 'login') and occurred_at <= $cutoff - interval 30 day
+                           and occurred_at > $cutoff - interval 60 day) as events_prior_30,
+        max(occurred_at) as last_touch,
+        count(*) filter (where source_channel = 'service_tickets' and occurred_at > $cutoff - interval 90 day) as tickets_90
+    from intermediate.int_touchpoints_linked
+    where customer_id is not null and occurred_at < $cutoff + interval 1 day
+    group by customer_id
+),
+-- Each channel's details joined to that channel's touches only: the channel filter reaches the
+-- scan, so each join reads that channel's touches rather than every touch.
+email as (
+    select
         t.customer_id,
-        count(*) filter (where t.touch_type = 'login' and t.occurred_at > $cutoff - interval 30 day) as logins_30,
-        count(*) filter (where t.touch_type in ('event', 'login') and t.occurred_at > $cutoff - interval 30 day) as events_30,
-        count(*) filter (where t.touch_type in ('event', 'login') and t.occurred_at <= $cutoff - interval 30 day
-                           and t.occurred_at > $cutoff - interval 60 day) as events_prior_30,
-        max(t.occurred_at) as last_touch,
-        count(*) filter (where t.source_channel = 'service_tickets' and t.occurred_at > $cutoff - interval 90 day) as tickets_90,
         count(*) filter (where m.event_type = 'open' and t.occurred_at > $cutoff - interval 90 day) as email_opens_90,
-        max(case when m.event_type = 'unsubscribe' then 1 else 0 end) as unsubscribed,
-        count(*) filter (where s.interaction_type in ('unfollow', 'group_leave')
-                           and t.occurred_at > $cutoff - interval 90 day) as social_decay_90
+        max(case when m.event_type = 'unsubscribe' then 1 else 0 end) as unsubscribed
     from intermediate.int_touchpoints_linked as t
-    left join staging.stg_messaging__events as m on t.record_key = 'email_events:' || m.event_id
-    left join staging.stg_social__interactions as s on t.record_key = 'social_interactions:' || s.interaction_id
-    where t.customer_id is not null and t.occurred_at < $cutoff + interval 1 day
+    inner join staging.stg_messaging__events as m on t.record_key = 'email_events:' || m.event_id
+    where t.source_channel = 'email_events' and t.customer_id is not null and t.occurred_at < $cutoff + interval 1 day
+    group by t.customer_id
+),
+social as (
+    select t.customer_id, count(*) as social_decay_90
+    from intermediate.int_touchpoints_linked as t
+    inner join staging.stg_social__interactions as s on t.record_key = 'social_interactions:' || s.interaction_id
+    where t.source_channel = 'social_interactions' and t.customer_id is not null
+      and s.interaction_type in ('unfollow', 'group_leave')
+      and t.occurred_at > $cutoff - interval 90 day and t.occurred_at < $cutoff + interval 1 day
     group by t.customer_id
 ),
 labels as (
@@ -95,12 +110,14 @@ select
     coalesce(t.events_prior_30, 0) as events_prior_30,
     coalesce(date_diff('day', cast(t.last_touch as date), $cutoff), date_diff('day', b.last_order, $cutoff)) as days_since_last_touch,
     coalesce(t.tickets_90, 0) as tickets_90,
-    coalesce(t.email_opens_90, 0) as email_opens_90,
-    coalesce(t.unsubscribed, 0) as unsubscribed,
-    coalesce(t.social_decay_90, 0) as social_decay_90,
+    coalesce(e.email_opens_90, 0) as email_opens_90,
+    coalesce(e.unsubscribed, 0) as unsubscribed,
+    coalesce(so.social_decay_90, 0) as social_decay_90,
     case when coalesce(l.future_orders, 0) = 0 then 1 else 0 end as churned
 from buyers as b
 left join touches as t using (customer_id)
+left join email as e using (customer_id)
+left join social as so using (customer_id)
 left join labels as l using (customer_id)
 order by b.customer_id
 """

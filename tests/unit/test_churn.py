@@ -27,6 +27,22 @@ def test_top_decile_lift_of_a_perfect_ranking():
     assert churn.top_decile_lift(y, scores[::-1]) == pytest.approx(0.0)
 
 
+def test_top_reasons_name_up_to_three_features_that_push_churn_up():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = ["a", "b", "c", "d"]
+    scaler = StandardScaler().fit(pd.DataFrame([[1.0] * 4, [-1.0] * 4], columns=features))  # mean 0, sd 1
+    logistic = LogisticRegression()
+    logistic.coef_ = np.array([[1.0, 2.0, -1.0, 0.5]])
+    frame = pd.DataFrame(
+        [[1, 1, 1, 1], [-1, -1, 1, -1], [1, -1, -1, -1]], columns=features, dtype=float)
+    reasons = churn.top_reasons(make_pipeline(scaler, logistic), frame, features)
+    # Strongest first and at most three; only positive pushes; ties keep the feature order.
+    assert list(reasons) == ["b, a, d", "none", "a, c"]
+
+
 def test_risk_bands_follow_the_configured_thresholds():
     config = ChurnConfig(high_risk_threshold=0.7, medium_risk_threshold=0.4)
     assert list(churn.risk_band(np.array([0.1, 0.4, 0.69, 0.7]), config)) == ["low", "medium", "medium", "high"]
