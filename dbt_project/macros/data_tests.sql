@@ -2,15 +2,12 @@
   The `where` config of data tests, with one placeholder: `__newest_write__`, the newest
   `_restaged_at` the tested table holds. A key test on a table that stamps each write with its
   run and writes by delete+insert needs only the rows of the newest write, when the tested key
-  determines the write's `unique_key` (staging: the key itself; int_touchpoints_linked: a
-  record_key its source_key). The write deleted every older row sharing a key with its rows, so
-  a duplicate can only sit inside one write, and older writes were tested when they were made
-  (`dbt build` tests each model right after writing it).
-  A full build writes every row at once, so there the test covers the whole table; a daily run
-  tests the day's rows instead of all history. Not for tables that carry staging's stamp
-  (int_touchpoints_unioned, int_identifiers_observed): one of their writes can hold rows of
-  several staging runs.
-  dbt documents overriding this macro for custom `where` logic.
+  determines the write's `unique_key` (staging: the key itself; the touchpoint and identifier
+  tables: a record_key its source_key). The write deleted every older row sharing a key with
+  its rows, so a duplicate can only sit inside one write, and older writes were tested when
+  they were made (`dbt build` tests each model right after writing it). A full build writes
+  every row at once, so there the test covers the whole table; a daily run tests the day's rows
+  instead of all history. dbt documents overriding this macro for custom `where` logic.
 #}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}

@@ -12,8 +12,9 @@
   (audit.restaged_drops).
 
   Downstream, int_touchpoints_unioned and int_identifiers_observed take in the same way only
-  the rows staging wrote since (each row carries its run, `_restaged_at`) and the keys it
-  logged as dropped since. int_identifiers_shared judges again only the identifiers on records
+  the rows written upstream since their own last write (every row carries the run that wrote
+  it, `_restaged_at`, dbt's run start: a later run's rows are newer than any write before it)
+  and the keys logged as dropped since. int_identifiers_shared judges again only the identifiers on records
   rewritten since and those it guarded before, and writes the guards that changed;
   int_identity_links_dropped rewrites the records holding those, and those staging changed. int_identifier_customers writes only the
   identifiers whose customer changed (and logs those no longer usable); int_touchpoints_linked
@@ -55,7 +56,7 @@
     {%- do return(hooks) -%}
 {% endmacro %}
 
-{# Models downstream of staging that take in only the records staging rewrote since the newest
+{# Models downstream of staging that take in only the records written upstream since the newest
    `_restaged_at` they hold (DuckDB; other targets rebuild the table). Rows are keyed by
    `source_key`, the staging record they come from (a CRM member's profile versions share one):
    a changed record's rows are replaced together. Rows with `_restaged_at` null are tombstones

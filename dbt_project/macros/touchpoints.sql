@@ -1,6 +1,7 @@
 {# One staging relation as rows of int_touchpoints_unioned: record key, time, kind, identifiers.
    `key`: the staging key when it is not the record id (CRM: one member, many profile versions).
-   With `since`: only the records staging rewrote after it, and tombstones for those it dropped. #}
+   With `since`: only the records staging rewrote after it, and tombstones for those it dropped.
+   Rows carry this run as `_restaged_at`. #}
 {% macro touchpoint_select(relation, channel, id_col, occurred_at, touch_type, key=none, since=none, member_id='member_id', email='null', phone='null', device_id='null', loyalty_card='null', open_id='null', social_handle='null', amount='null') %}
     {%- set str = dbt.type_string() -%}
     {%- if since %}({% endif %}
@@ -19,10 +20,10 @@
         cast({{ social_handle }} as {{ str }}) as social_handle,
         cast({{ amount }} as decimal(18, 2)) as amount,
         '{{ channel }}:' || cast({{ key or id_col }} as {{ str }}) as source_key,
-        _restaged_at
-    from {{ ref(relation) }}
+        {{ restage_stamp() }} as _restaged_at
+    from {{ ref(relation) }} as staged
     {%- if since %}
-    where _restaged_at > {{ since }}
+    where staged._restaged_at > {{ since }}
     {#- Records staging dropped: their tombstones delete their rows here. #}
     union all by name
     select '{{ channel }}:' || record_id as record_key, '{{ channel }}' as source_channel, '{{ channel }}:' || record_id as source_key

@@ -19,7 +19,7 @@ select
     '{{ id_type }}:' || {{ id_type }} as node,
     {{ loop.index }} as id_priority,
     source_key,
-    _restaged_at
+    {{ restage_stamp() }} as _restaged_at
 from touchpoints
 where {{ id_type }} is not null
   and {{ blocklist_reason(id_type, id_type) }} is null
