@@ -14,12 +14,13 @@
   Downstream, int_touchpoints_unioned and int_identifiers_observed take in the same way only
   the rows written upstream since their own last write (every row carries the run that wrote
   it, `_restaged_at`, dbt's run start: a later run's rows are newer than any write before it)
-  and the keys logged as dropped since. int_identifiers_shared judges again only the identifiers on records
-  rewritten since and those it guarded before, and writes the guards that changed;
-  int_identity_links_dropped rewrites the records holding those, and those staging changed. int_identifier_customers writes only the
-  identifiers whose customer changed (and logs those no longer usable); int_touchpoints_linked
-  rewrites the records staging changed and those holding such identifiers. Erasure drops all
-  these tables (orchestration/erasure.py), so the build after it starts from raw again.
+  and the keys logged as dropped since. int_identifiers_shared judges again only the
+  identifiers on records rewritten since and those it guarded before, and writes the guards
+  that changed; int_identity_links_dropped rewrites the records holding those, and those
+  staging changed. int_identifier_customers writes only the identifiers whose customer changed
+  (and logs those no longer usable); int_touchpoints_linked rewrites the records staging
+  changed and those holding such identifiers. Erasure drops all these tables
+  (orchestration/erasure.py), so the build after it starts from raw again.
 #}
 
 {# Model config: `{{ config(**restaging_config('event_id')) }}`; key = the raw column (cleaned
