@@ -24,29 +24,28 @@ candidates as (
 ),
 {%- endif %}
 
-observed as (
-    select * from {{ ref('int_identifiers_observed') }}
-),
-
--- The identifiers judged: all of them, or the candidates.
+-- The identifiers judged, over all their records: all of them, or the candidates.
 judged as (
-    select * from observed
+    select * from {{ ref('int_identifiers_observed') }}
     {%- if incremental %}
     where node in (select node from candidates)
     {%- endif %}
 ),
 
+-- Each row knows its record's identifiers of the counted types (int_identifiers_observed), so
+-- counting reads only the judged identifiers' own rows.
 co_occurring as (
+{%- for stronger_type in limits %}
     select
-        weaker.node,
-        weaker.id_type,
-        stronger.id_type as stronger_type,
-        count(distinct stronger.node) as stronger_seen
-    from judged as weaker
-    inner join observed as stronger
-        on weaker.record_key = stronger.record_key and stronger.id_priority < weaker.id_priority
-    where stronger.id_type in ({% for t in limits %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor %})
-    group by weaker.node, weaker.id_type, stronger.id_type
+        node,
+        id_type,
+        '{{ stronger_type }}' as stronger_type,
+        count(distinct record_{{ stronger_type }}_node) as stronger_seen
+    from judged
+    where id_priority > {{ identity_types().index(stronger_type) + 1 }}
+    group by node, id_type
+    {% if not loop.last %}union all{% endif %}
+{%- endfor %}
 ),
 
 over_limit as (
@@ -62,16 +61,15 @@ over_limit as (
 
 orders_per_day as (
     select
-        observed.node,
-        observed.id_type,
-        touchpoints.source_channel,
-        cast(touchpoints.occurred_at as date) as occurred_on,
+        node,
+        id_type,
+        source_channel,
+        cast(occurred_at as date) as occurred_on,
         count(*) as orders
-    from judged as observed
-    inner join {{ ref('int_touchpoints_unioned') }} as touchpoints on observed.record_key = touchpoints.record_key
-    where touchpoints.touch_type = 'order'
-      and observed.id_type in ({% for t in identity['frequency_guarded_types'] %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor %})
-    group by observed.node, observed.id_type, touchpoints.source_channel, cast(touchpoints.occurred_at as date)
+    from judged
+    where touch_type = 'order'
+      and id_type in ({% for t in identity['frequency_guarded_types'] %}'{{ t }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    group by node, id_type, source_channel, cast(occurred_at as date)
 ),
 
 too_frequent as (
