@@ -22,6 +22,11 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# The node of a record's identifier column (`<type>:<value>`), or null when it is empty or a placeholder. #}
+{% macro usable_node(id_type) -%}
+    case when {{ id_type }} is not null and {{ blocklist_reason(id_type, id_type) }} is null then '{{ id_type }}:' || {{ id_type }} end
+{%- endmacro %}
+
 {% macro mask_email(expr) -%}
     case when {{ expr }} is not null then
         substr({{ expr }}, 1, 1) || '***' || substr({{ expr }}, {{ dbt.position("'@'", expr) }})

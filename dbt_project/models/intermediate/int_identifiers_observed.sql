@@ -7,42 +7,37 @@
 -- Incremental: a daily run takes in the touchpoints rewritten or dropped since its last.
 {{ config(**absorbing_config()) }}
 {% set since = absorbed_until() %}
+{% set types = identity_types() %}
 
 with touchpoints as (
     select * from {{ ref('int_touchpoints_unioned') }}
     {%- if since %}
     where _restaged_at > {{ since }}
     {%- endif %}
-),
-
-identifiers as (
-{% for id_type in identity_types() %}
-    select
-        record_key,
-        '{{ id_type }}' as id_type,
-        {{ id_type }} as id_value,
-        '{{ id_type }}:' || {{ id_type }} as node,
-        {{ loop.index }} as id_priority,
-        source_channel,
-        touch_type,
-        occurred_at,
-        source_key
-    from touchpoints
-    where {{ id_type }} is not null
-      and {{ blocklist_reason(id_type, id_type) }} is null
-    {% if not loop.last %}union all{% endif %}
-{% endfor %}
 )
 
+{% for id_type in types %}
 select
-    identifiers.*,
-    -- A record holds at most one identifier per type: priorities within a record are distinct.
-    min_by(node, id_priority) over (partition by record_key) as record_anchor,
-    {%- for id_type in var('identity')['max_per_profile'] %}
-    max(case when id_type = '{{ id_type }}' then node end) over (partition by record_key) as record_{{ id_type }}_node,
+    record_key,
+    '{{ id_type }}' as id_type,
+    {{ id_type }} as id_value,
+    '{{ id_type }}:' || {{ id_type }} as node,
+    {{ loop.index }} as id_priority,
+    source_channel,
+    touch_type,
+    occurred_at,
+    -- The first usable identifier by priority, this one at the latest. Computed on each row from
+    -- its record's columns: a window over all identifier rows costs far more.
+    coalesce({% for stronger in types[:loop.index0] %}{{ usable_node(stronger) }}, {% endfor %}'{{ id_type }}:' || {{ id_type }}) as record_anchor,
+    {%- for counted in var('identity')['max_per_profile'] %}
+    {{ usable_node(counted) }} as record_{{ counted }}_node,
     {%- endfor %}
+    source_key,
     {{ restage_stamp() }} as _restaged_at
-from identifiers
+from touchpoints
+where {{ usable_node(id_type) }} is not null
+{% if not loop.last %}union all{% endif %}
+{% endfor %}
 {%- if since %}
 -- A tombstone for every rewritten or dropped record first deletes all of its rows: a record can
 -- lose identifiers, and a CRM member profile versions.
