@@ -76,9 +76,10 @@
     {%- do return({'materialized': 'table'}) -%}
 {% endmacro %}
 
-{# The newest `_restaged_at` this model holds (SQL), or none when the run builds it in full. #}
-{% macro absorbed_until() %}
-    {%- if restaging_columns_present(['source_key', '_restaged_at']) -%}
+{# The newest `_restaged_at` this model holds (SQL), or none when the run builds it in full:
+   also when the table lacks any of `columns`, which the model's newer code writes. #}
+{% macro absorbed_until(columns=[]) %}
+    {%- if restaging_columns_present(['source_key', '_restaged_at'] + columns) -%}
         {%- do return(newest_in_this('_restaged_at')) -%}
     {%- endif -%}
     {%- do return(none) -%}

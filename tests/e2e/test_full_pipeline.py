@@ -47,10 +47,10 @@ def _checksum(con, table: str) -> tuple:
     return con.execute(f"select count(*), sum(hash(t)) from (select {columns} from {table}) as t").fetchone()
 
 
-def _checksums(path) -> dict[str, tuple]:
+def _checksums(path, tables: list[str] = CHECKSUMMED) -> dict[str, tuple]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return {table: _checksum(con, table) for table in CHECKSUMMED}
+        return {table: _checksum(con, table) for table in tables}
     finally:
         con.close()
 
@@ -563,6 +563,40 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
     _build_restaged(rebuilt, tmp_path / "target", "--full-refresh")
     assert _restaged_checksums(restaged) == _restaged_checksums(rebuilt)
     assert not _guarded(restaged, counter_phone)
+
+
+def test_identifiers_from_before_the_record_columns_are_rewritten_whole(two_runs, tmp_path):
+    """A warehouse from before int_identifiers_observed carried its records' columns: a plain
+    incremental `dbt run` rewrites that table whole once, so the guards and edges read the
+    columns on every row and the graph equals a rebuild's."""
+    settings, _, _ = two_runs
+    upgraded, rebuilt = tmp_path / "upgraded.duckdb", tmp_path / "rebuilt.duckdb"
+    shutil.copy(settings.warehouse_path, upgraded)
+    record_columns = ["source_channel", "touch_type", "occurred_at", "record_anchor", "record_member_id_node",
+                      "record_email_node"]
+    con = duckdb.connect(str(upgraded))
+    try:
+        for column in record_columns:
+            con.execute(f"alter table intermediate.int_identifiers_observed drop column {column}")
+    finally:
+        con.close()
+    shutil.copy(upgraded, rebuilt)
+    _build_restaged(upgraded, tmp_path / "target")
+    _build_restaged(rebuilt, tmp_path / "target", "--full-refresh")
+
+    con = duckdb.connect(str(upgraded), read_only=True)
+    try:
+        con.execute(f"attach '{rebuilt}' as rebuilt (read_only)")
+        # Named columns: the upgraded table has them at its end.
+        columns = ", ".join(["record_key", "node", "source_key", *record_columns])
+        for one, other in (("", "rebuilt."), ("rebuilt.", "")):
+            assert con.execute(f"""select count(*) from (select {columns} from {one}intermediate.int_identifiers_observed
+                except all select {columns} from {other}intermediate.int_identifiers_observed)""").fetchone()[0] == 0
+    finally:
+        con.close()
+    graph = ["intermediate.int_identifiers_shared", "intermediate.int_identity_edges",
+             "intermediate.int_identity_components", "intermediate.int_touchpoints_linked"]
+    assert _checksums(upgraded, graph) == _checksums(rebuilt, graph)
 
 
 def _person_to_erase(con) -> dict:

@@ -6,8 +6,13 @@
 -- edges a join or window over every identifier row in history.
 -- Incremental: a daily run takes in the touchpoints rewritten or dropped since its last.
 {{ config(**absorbing_config()) }}
-{% set since = absorbed_until() %}
 {% set types = identity_types() %}
+{% set counted = var('identity')['max_per_profile'] %}
+{#- A table from before the record columns existed is rewritten whole once: the guards and edges
+    need them on every row. #}
+{% set record_columns = ['record_anchor'] %}
+{% for id_type in counted %}{% do record_columns.append('record_' ~ id_type ~ '_node') %}{% endfor %}
+{% set since = absorbed_until(record_columns) %}
 
 with touchpoints as (
     select * from {{ ref('int_touchpoints_unioned') }}
@@ -29,8 +34,8 @@ select
     -- The first usable identifier by priority, this one at the latest. Computed on each row from
     -- its record's columns: a window over all identifier rows costs far more.
     coalesce({% for stronger in types[:loop.index0] %}{{ usable_node(stronger) }}, {% endfor %}'{{ id_type }}:' || {{ id_type }}) as record_anchor,
-    {%- for counted in var('identity')['max_per_profile'] %}
-    {{ usable_node(counted) }} as record_{{ counted }}_node,
+    {%- for counted_type in counted %}
+    {{ usable_node(counted_type) }} as record_{{ counted_type }}_node,
     {%- endfor %}
     source_key,
     {{ restage_stamp() }} as _restaged_at
