@@ -3,6 +3,11 @@
     {{ return(['member_id', 'email', 'phone', 'loyalty_card', 'open_id', 'social_handle', 'device_id']) }}
 {%- endmacro %}
 
+{# An identifier type's linking priority: 1 for the strongest. #}
+{% macro identity_priority(id_type) -%}
+    {{ return(identity_types().index(id_type) + 1) }}
+{%- endmacro %}
+
 {# Why a value is a placeholder rather than an identity (vars.identity.blocklist and
    blocklist_patterns for its type), or null when it is usable. #}
 {% macro blocklist_reason(id_type, expr) -%}

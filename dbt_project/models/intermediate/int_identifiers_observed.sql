@@ -27,7 +27,7 @@ select
     '{{ id_type }}' as id_type,
     {{ id_type }} as id_value,
     '{{ id_type }}:' || {{ id_type }} as node,
-    {{ loop.index }} as id_priority,
+    {{ identity_priority(id_type) }} as id_priority,
     source_channel,
     touch_type,
     occurred_at,

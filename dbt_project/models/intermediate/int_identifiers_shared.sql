@@ -26,7 +26,17 @@ candidates as (
 
 -- The identifiers judged, over all their records: all of them, or the candidates.
 judged as (
-    select * from {{ ref('int_identifiers_observed') }}
+    select
+        {%- for stronger_type in limits %}
+        record_{{ stronger_type }}_node,
+        {%- endfor %}
+        node,
+        id_type,
+        id_priority,
+        source_channel,
+        touch_type,
+        occurred_at
+    from {{ ref('int_identifiers_observed') }}
     {%- if incremental %}
     where node in (select node from candidates)
     {%- endif %}
@@ -42,7 +52,7 @@ co_occurring as (
         '{{ stronger_type }}' as stronger_type,
         count(distinct record_{{ stronger_type }}_node) as stronger_seen
     from judged
-    where id_priority > {{ identity_types().index(stronger_type) + 1 }}
+    where id_priority > {{ identity_priority(stronger_type) }}
     group by node, id_type
     {% if not loop.last %}union all{% endif %}
 {%- endfor %}
