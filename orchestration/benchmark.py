@@ -246,8 +246,11 @@ def bare_statements(node: dict, incremental_run: bool = False) -> list[str]:
         return [f"create or replace view {relation} as {node['sql']}"]
     if node["materialized"] == "incremental" and incremental_run:
         key = node["unique_key"]
+        columns = ", ".join(key) if isinstance(key, list) else key
+        # A key of several columns matches as a row: (a, b) in (select a, b ...).
+        matched = f"({columns})" if isinstance(key, list) else columns
         return [f"create or replace temp table bare_increment as {node['sql']}",
-                *([f"delete from {relation} where {key} in (select {key} from bare_increment)"] if key else []),
+                *([f"delete from {relation} where {matched} in (select {columns} from bare_increment)"] if key else []),
                 f"insert into {relation} by name select * from bare_increment",
                 *(hook.replace("{{ this }}", relation) for hook in node["post_hooks"])]
     return [f"create or replace table {relation} as {node['sql']}"]

@@ -17,7 +17,9 @@
   and the keys logged as dropped since. int_identifiers_shared judges again only the
   identifiers on records rewritten since and those it guarded before, and writes the guards
   that changed; int_identity_links_dropped rewrites the records holding those, and those
-  staging changed. int_identifier_customers writes only the identifiers whose customer changed
+  staging changed. int_identity_edges writes only the links that are new (and logs those gone);
+  int_identity_components labels again only the components holding an end of such a link.
+  int_identifier_customers writes only the identifiers whose customer changed
   (and logs those no longer usable); int_touchpoints_linked rewrites the records staging
   changed and those holding such identifiers. Erasure drops all these tables
   (orchestration/erasure.py), so the build after it starts from raw again.
@@ -62,15 +64,17 @@
    `source_key`, the staging record they come from (a CRM member's profile versions share one):
    a changed record's rows are replaced together. Rows with `_restaged_at` null are tombstones
    (and, once, the rows of a table built before the column existed); `logged` sends their keys
-   to the drop log for the models downstream of this one. The identity models key by `node`. #}
+   to the drop log for the models downstream of this one (or, for a key of several columns, the
+   column named by `logged`). The identity models key by `node`. #}
 {% macro absorbing_config(logged=false, key='source_key') %}
     {%- if target.type == 'duckdb' -%}
+        {%- set logged_key = none if not logged else (key if logged is sameas true else logged) -%}
         {%- do return({
             'materialized': 'incremental',
             'incremental_strategy': 'delete+insert',
             'unique_key': key,
             'on_schema_change': 'append_new_columns',
-            'post_hook': tombstone_hooks('_restaged_at is null', logged_key=key if logged else none),
+            'post_hook': tombstone_hooks('_restaged_at is null', logged_key=logged_key),
         }) -%}
     {%- endif -%}
     {%- do return({'materialized': 'table'}) -%}
@@ -113,21 +117,22 @@
 {%- endmacro %}
 
 {# The rows of CTE `rows` that are new or differ from this table's in `compared` columns, and a
-   tombstone (`key` only) for each key this table holds that `rows` no longer has: an identity
-   model computed in full that writes only what changed. #}
-{% macro changed_rows(rows, key, compared) -%}
+   tombstone (the key only) for each key this table holds that `rows` no longer has: an identity
+   model computed in full that writes only what changed. `key` is a column or a list of them. #}
+{% macro changed_rows(rows, key, compared=[]) -%}
+    {%- set keys = [key] if key is string else key -%}
     select {{ rows }}.*
     from {{ rows }}
-    left join {{ this }} as previous on {{ rows }}.{{ key }} = previous.{{ key }}
-    where previous.{{ key }} is null
+    left join {{ this }} as previous on {% for k in keys %}{{ rows }}.{{ k }} = previous.{{ k }}{% if not loop.last %} and {% endif %}{% endfor %}
+    where previous.{{ keys[0] }} is null
     {%- for column in compared %}
        or {{ rows }}.{{ column }} is distinct from previous.{{ column }}
     {%- endfor %}
     union all by name
-    select previous.{{ key }}
+    select {% for k in keys %}previous.{{ k }}{% if not loop.last %}, {% endif %}{% endfor %}
     from {{ this }} as previous
-    left join {{ rows }} on previous.{{ key }} = {{ rows }}.{{ key }}
-    where {{ rows }}.{{ key }} is null
+    left join {{ rows }} on {% for k in keys %}previous.{{ k }} = {{ rows }}.{{ k }}{% if not loop.last %} and {% endif %}{% endfor %}
+    where {{ rows }}.{{ keys[0] }} is null
 {%- endmacro %}
 
 {# Keys `model` dropped since `since` (a SQL timestamp expression), as `record_id`. #}

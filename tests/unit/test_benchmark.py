@@ -52,9 +52,10 @@ def test_a_layers_seconds_are_its_wall_time_not_the_sum_of_parallel_nodes():
     assert layer_wall_seconds(nodes) == {"dbt intermediate": 13.0, "dbt tests (checks)": 20.0}
 
 
-def _node(materialized, unique_id="model.cdp.customers", sql="select 1 as x", relation='"warehouse"."marts"."customers"'):
+def _node(materialized, unique_id="model.cdp.customers", sql="select 1 as x", relation='"warehouse"."marts"."customers"',
+          unique_key="x"):
     return {"unique_id": unique_id, "resource_type": unique_id.split(".")[0], "sql": sql, "relation": relation,
-            "materialized": materialized, "seconds": 1.0, "unique_key": "x",
+            "materialized": materialized, "seconds": 1.0, "unique_key": unique_key,
             "post_hooks": ["delete from {{ this }} where x is null"]}
 
 
@@ -69,6 +70,9 @@ def test_bare_statements_do_each_models_work_without_dbt():
         'insert into "warehouse"."marts"."customers" by name select * from bare_increment',
         'delete from "warehouse"."marts"."customers" where x is null',
     ]
+    # A key of several columns deletes the rows matching all of them.
+    assert bare_statements(_node("incremental", unique_key=["a", "b"]), incremental_run=True)[1] == (
+        'delete from "warehouse"."marts"."customers" where (a, b) in (select a, b from bare_increment)')
     assert bare_statements(_node("test", unique_id="test.cdp.unique_customers_customer_id.abc")) == []
     assert bare_statements(_node("ephemeral", sql=None)) == []
 

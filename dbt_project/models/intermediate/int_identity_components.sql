@@ -1,19 +1,48 @@
 -- Connected components by label propagation: every identifier takes the smallest label among
 -- itself and its neighbours, for a fixed number of passes (portable SQL, no recursion).
 -- `converged` says whether one more pass would change anything; a test requires it.
+-- Incremental: only a component holding an end of a link written or dropped since the last run
+-- can change (a new identifier comes with its own link, a gone one takes its links along). A
+-- daily run labels again just those components' identifiers, over just their links, and
+-- replaces their rows; every other component is the same set of identifiers as before.
+{{ config(**absorbing_config(key='node')) }}
 {% set passes = var('identity')['max_iterations'] %}
+{% set incremental = restaging_columns_present(['node', '_restaged_at']) %}
+{% set since = newest_in_this('_restaged_at') %}
 
-with nodes as {{ cte_materialized() }} (
+with
+{%- if incremental %}
+touched as (
+    select node_from as node from {{ ref('int_identity_edges') }} where _restaged_at > {{ since }}
+    union
+    select node_to from {{ ref('int_identity_edges') }} where _restaged_at > {{ since }}
+    -- Both ends of a gone link were in one component: the logged end finds it.
+    union
+    select record_id from ({{ dropped_since('int_identity_edges', since) }}) as dropped
+),
+
+relabelled as {{ cte_materialized() }} (
+    select node from touched
+    union
+    select node from {{ this }}
+    where component in (select previous.component from {{ this }} as previous inner join touched on previous.node = touched.node)
+    -- Links rebuilt whole since (edges alone run with --full-refresh) log no drops: label all again.
+       or (select min(_restaged_at) from {{ ref('int_identity_edges') }}) > {{ since }}
+),
+{%- endif %}
+
+nodes as {{ cte_materialized() }} (
     select
         node,
         -- Passes carry integers, not identifier text: every pass is held until the query ends,
         -- and numbered in text order the smallest number is still the smallest identifier.
         row_number() over (order by node) as node_id
     from (
-        select distinct observed.node
-        from {{ ref('int_identifiers_observed') }} as observed
-        left join {{ ref('int_identifiers_shared') }} as shared on observed.node = shared.node
-        where shared.node is null
+        select distinct node_to as node
+        from {{ ref('int_identity_edges') }}
+        {%- if incremental %}
+        where node_to in (select node from relabelled)
+        {%- endif %}
     ) as usable
 ),
 
@@ -22,6 +51,7 @@ edges as (
     from {{ ref('int_identity_edges') }} as edges
     inner join nodes as from_node on edges.node_from = from_node.node
     inner join nodes as to_node on edges.node_to = to_node.node
+    where edges.node_from <> edges.node_to
 ),
 
 -- Every node is its own neighbour too: a pass then reads the pass before it once, so the plan
@@ -58,4 +88,10 @@ final as (
     inner join nodes as components on current_pass.label = components.node_id
 )
 
-select * from final
+select *, {{ restage_stamp() }} as _restaged_at from final
+{%- if incremental %}
+-- A tombstone for every identifier labelled again first deletes its row: one no longer linked
+-- anywhere gets no new row.
+union all by name
+select node from relabelled
+{%- endif %}
