@@ -481,21 +481,26 @@ def _restaged_checksums(path) -> dict[str, tuple]:
         con.close()
 
 
-def _counter_orders(con, copies: int) -> str:
+def _counter_orders(con, copies: int) -> tuple[str, int]:
     """An online order delivered again on the last day as `copies` more orders with the same
     phone on the same day, as a counter phone would be (the frequency guard's case). Returns the
-    phone's node."""
-    # An order with a usable phone, delivered once only (not the one re-sent onto the last day).
-    order_id, node = con.execute("""select o.order_id, observed.node from raw.online_orders as o
+    phone's node and how many placeholder identifiers the original order holds."""
+    # An order with a usable phone, delivered once only (not the one re-sent onto the last day),
+    # preferably one also holding a placeholder: the guard reaches it without staging rewriting
+    # it, so its placeholder rows must survive.
+    order_id, node, placeholders = con.execute("""select o.order_id, observed.node,
+            (select count(*) from intermediate.int_identity_links_dropped as dropped
+             where dropped.record_key = observed.record_key and dropped.guard = 'blocklist') as placeholders
+        from raw.online_orders as o
         inner join intermediate.int_identifiers_observed as observed
             on observed.record_key = 'online_orders:' || o.order_id and observed.id_type = 'phone'
         where o.order_id in (select order_id from raw.online_orders group by order_id having count(*) = 1)
           and observed.node not in (select node from intermediate.int_identifiers_shared)
-        order by o.order_id limit 1""").fetchone()
+        order by placeholders desc, o.order_id limit 1""").fetchone()
     con.execute("""insert into raw.online_orders select o.* replace (o.order_id || '-C' || cast(i as varchar) as order_id,
         (select max(_partition_date) from raw.online_orders) as _partition_date, now()::timestamp as _loaded_at)
         from raw.online_orders as o, range(?) as copies(i) where o.order_id = ?""", [copies, order_id])
-    return node
+    return node, placeholders
 
 
 def _without_counter_orders(con) -> None:
@@ -520,10 +525,11 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
     con = duckdb.connect(str(restaged))
     try:
         changed = _redeliver(con)
-        counter_phone = _counter_orders(con, copies=IDENTITY_MAX_ORDERS_PER_DAY)
+        counter_phone, placeholders = _counter_orders(con, copies=IDENTITY_MAX_ORDERS_PER_DAY)
     finally:
         con.close()
     assert not _guarded(restaged, counter_phone)
+    assert placeholders > 0, "no order with a placeholder to follow through the guard's start and stop"
     shutil.copy(restaged, rebuilt)
     _build_restaged(restaged, tmp_path / "target")
     _build_restaged(rebuilt, tmp_path / "target", "--full-refresh")

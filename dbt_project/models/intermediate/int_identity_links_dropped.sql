@@ -2,21 +2,16 @@
 -- values and patterns) and identifiers stopped by the limit or frequency guards. Lets a data
 -- engineer see why two records did not end up on one customer. Private: holds the values.
 -- Incremental: a daily run rewrites the records staging rewrote or dropped since its newest row,
--- and every record holding an identifier whose guard was judged again since.
+-- and every record holding an identifier whose guard was written or dropped since. Only the
+-- first read their touchpoints: the others keep their placeholder rows from this table, so
+-- no run scans every touchpoint's identifiers.
 {{ config(**absorbing_config()) }}
 {% set since = absorbed_until() %}
 
-with
-{%- if since %}
-affected as (
-    {{ records_affected('int_identifiers_shared', since) }}
-),
-{%- endif %}
-
-touchpoints as (
+with touchpoints as (
     select * from {{ ref('int_touchpoints_unioned') }}
     {%- if since %}
-    where source_key in (select source_key from affected)
+    where _restaged_at > {{ since }}
     {%- endif %}
 ),
 
@@ -36,12 +31,47 @@ blocklisted as (
 {% endfor %}
 ),
 
-guarded as (
-    select observed.record_key, observed.id_type, observed.node, shared.guard, shared.reason, observed.source_key
-    from {{ ref('int_identifiers_observed') }} as observed
-    inner join {{ ref('int_identifiers_shared') }} as shared on observed.node = shared.node
+-- The guarded identifiers, and on an incremental run also those whose guard changed since
+-- (written, or dropped with no guard left): one pass over the identifier rows finds both.
+watched as (
+    select node, guard, reason, {% if since %}_restaged_at > {{ since }}{% else %}false{% endif %} as guard_changed
+    from {{ ref('int_identifiers_shared') }}
     {%- if since %}
-    where observed.source_key in (select source_key from affected)
+    union all
+    select record_id as node, null as guard, null as reason, true as guard_changed
+    from ({{ dropped_since('int_identifiers_shared', since) }}) as dropped
+    {%- endif %}
+),
+
+observed_watched as (
+    select
+        observed.record_key,
+        observed.id_type,
+        observed.node,
+        watched.guard,
+        watched.reason,
+        watched.guard_changed,
+        observed.source_key
+    from {{ ref('int_identifiers_observed') }} as observed
+    inner join watched on observed.node = watched.node
+),
+
+{%- if since %}
+
+-- Records that staging did not rewrite but that hold an identifier whose guard changed.
+regarded as (
+    select source_key from observed_watched where guard_changed
+    except
+    select source_key from touchpoints
+),
+{%- endif %}
+
+guarded as (
+    select record_key, id_type, node, guard, reason, source_key
+    from observed_watched
+    where guard is not null
+    {%- if since %}
+      and (source_key in (select source_key from touchpoints) or source_key in (select source_key from regarded))
     {%- endif %}
 )
 
@@ -49,10 +79,19 @@ select *, {{ restage_stamp() }} as _restaged_at from blocklisted
 union all
 select *, {{ restage_stamp() }} as _restaged_at from guarded
 {%- if since %}
--- A tombstone for every affected or dropped record first deletes all of its rows: a record can
+-- A regarded record keeps its placeholder rows: its touchpoint is unchanged.
+union all
+select record_key, id_type, node, guard, reason, source_key, {{ restage_stamp() }} as _restaged_at
+from {{ this }}
+where guard = 'blocklist' and source_key in (select source_key from regarded)
+-- A tombstone for every rewritten or dropped record first deletes all of its rows: a record can
 -- lose all of its dropped links.
 union all by name
-select source_key from affected
-union all by name
-select record_id as source_key from ({{ dropped_since('int_touchpoints_unioned', since) }}) as dropped
+select source_key from (
+    select source_key from touchpoints
+    union
+    select source_key from regarded
+    union
+    select record_id from ({{ dropped_since('int_touchpoints_unioned', since) }}) as dropped
+) as tombstones
 {%- endif %}
