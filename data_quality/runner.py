@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -65,8 +66,22 @@ def _batch_definition():
     return asset.add_batch_definition_whole_dataframe("whole_frame")
 
 
+def bulk_comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """GX compares a column with its bounds in one vectorised step only for int64 and float64
+    columns; the narrower and nullable numbers DuckDB returns (int32, Int32, ...) go row by row in
+    Python, about half a second per million values. Widens them: int64 without nulls, else
+    float64, whose NaN GX treats as null just as it did <NA>."""
+    widened = {}
+    for name, column in frame.items():
+        if pd.api.types.is_integer_dtype(column.dtype) and column.dtype != np.int64:
+            widened[name] = "float64" if column.isna().any() else "int64"
+        elif pd.api.types.is_float_dtype(column.dtype) and column.dtype != np.float64:
+            widened[name] = "float64"
+    return frame.astype(widened) if widened else frame
+
+
 def validate_frame(frame: pd.DataFrame, suite_name: str, expectations: list) -> SuiteResult:
-    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    batch = _batch_definition().get_batch(batch_parameters={"dataframe": bulk_comparable(frame)})
     suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
     # result_format BASIC keeps counts; values are not copied into the outcome.
     validation = batch.validate(suite, result_format="BASIC")

@@ -1,7 +1,7 @@
 import pandas as pd
 
 from data_quality import suites
-from data_quality.runner import validate_frame
+from data_quality.runner import bulk_comparable, validate_frame
 
 
 def _scores(**overrides):
@@ -31,3 +31,35 @@ def test_out_of_range_values_fail_with_counts_but_no_values():
     assert failed[("expect_column_values_to_be_between", "churn_probability")] == 2
     assert ("expect_column_values_to_be_unique", "customer_id") in failed
     assert "alice@example.com" not in str(result.metadata())
+
+
+def test_narrow_and_nullable_numbers_are_widened_for_bulk_comparison():
+    frame = pd.DataFrame({
+        "days": pd.array([1, 2], dtype="int32"),
+        "after": pd.array([3, None], dtype="Int32"),
+        "score": pd.array([1, 5], dtype="Int16"),
+        "share": pd.array([0.5, 0.25], dtype="float32"),
+        "customer_id": ["C1", "C2"],
+    })
+    widened = bulk_comparable(frame)
+    assert widened.dtypes.astype(str).to_dict() == {
+        "days": "int64", "after": "float64", "score": "int64", "share": "float64", "customer_id": frame["customer_id"].dtype.name,
+    }
+    assert widened["after"].isna().tolist() == [False, True]
+
+
+def test_widened_columns_are_judged_as_before():
+    # A nullable integer column, as DuckDB returns one: the null is not out of range, the 7 is.
+    frame = pd.DataFrame({
+        "customer_id": ["C1", "C2", "C3"],
+        "lifecycle_stage": ["new", "active", "churned"],
+        "previous_stage": ["prospect", "new", "active"],
+        "days_in_stage": pd.array([0, 3, -1], dtype="int32"),
+        "churned_after_days": pd.array([None, 7, 0], dtype="Int32"),
+    })
+    result = validate_frame(frame, "customer_lifecycle", suites.customer_lifecycle())
+    failed = {(o.expectation, o.column): o.unexpected_count for o in result.failed}
+    assert failed == {
+        ("expect_column_values_to_be_between", "days_in_stage"): 1,
+        ("expect_column_values_to_be_between", "churned_after_days"): 1,
+    }
