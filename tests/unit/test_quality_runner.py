@@ -49,7 +49,8 @@ def test_narrow_and_nullable_numbers_are_widened_for_bulk_comparison():
 
 
 def test_widened_columns_are_judged_as_before():
-    # A nullable integer column, as DuckDB returns one: the null is not out of range, the 7 is.
+    # A nullable integer column, as DuckDB returns one: the null is not out of range, the 0 is
+    # (churned_after_days starts at 1).
     frame = pd.DataFrame({
         "customer_id": ["C1", "C2", "C3"],
         "lifecycle_stage": ["new", "active", "churned"],
