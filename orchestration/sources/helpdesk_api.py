@@ -167,11 +167,14 @@ class _Store:
                 raise _Closed("the helpdesk API is shutting down") from exc
 
     @staticmethod
-    def _window(since: datetime | None, until: datetime | None) -> tuple[str, list]:
+    def _window(since: datetime | None, until: datetime | None, floor: str | None = None) -> tuple[str, list]:
+        """`floor`: a sortable time the rows start at, however early `since` is. SQLite seeks the
+        key by one lower bound on `updated`, so a cursor's time must be that bound itself."""
         conditions, params = ["1 = 1"], []
-        if since is not None:
+        lower = [bound for bound in (since and _sortable(since), floor) if bound]
+        if lower:
             conditions.append("updated >= ?")
-            params.append(_sortable(since))
+            params.append(max(lower))
         if until is not None:
             conditions.append("updated < ?")
             params.append(_sortable(until))
@@ -191,7 +194,9 @@ class _Store:
     def after(self, since: datetime | None, until: datetime | None, cursor: Key | None,
               size: int) -> tuple[list[dict], Key | None]:
         """The window's next `size` records after `cursor`, and the key to continue from (None at the end)."""
-        where, params = self._window(since, until)
+        # Seeking from the cursor's time, not the window's start: a page costs its own rows,
+        # not every row before it (quadratic in the window's length before).
+        where, params = self._window(since, until, floor=cursor[0] if cursor else None)
         if cursor is not None:
             where += " AND (updated, key, arrival) > (?, ?, ?)"
             params += list(cursor)

@@ -96,6 +96,17 @@ def test_page_mode_delivers_every_version_and_stops_on_the_empty_page():
     assert [f[SOURCE_LOCATION].iloc[0] for f in frames] == [f"GET /api/tickets page {p}" for p in range(1, pages + 1)]
 
 
+def test_a_cursor_page_boundary_inside_one_second_loses_nothing():
+    # Pages continue from the cursor's time (not the window's start): versions that share that
+    # time with the cursor, on both sides of the page boundary, must all arrive once.
+    same_second = [{**TICKETS[0], "ticket_id": f"TS{i:04d}", "updated_at": "2026-10-02 12:00:00"} for i in range(10)]
+    versions = [*TICKETS[:5], *same_second, *TICKETS[5:9]]
+    with serve(versions, token=TOKEN) as url:
+        frames = list(fetch_window(_source(url, page_size=3), COLUMNS, SINCE, UNTIL))
+    assert _versions(frames) == Counter((t["ticket_id"], t["updated_at"], t["status"]) for t in versions)
+    assert sum(len(f) for f in frames) == len(versions)
+
+
 @pytest.mark.parametrize("pagination", ["cursor", "page"])
 def test_window_is_updated_since_inclusive_until_exclusive(pagination):
     since = datetime.fromisoformat(TICKETS[40]["updated_at"])   # an exact version time: included
