@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from orchestration.erasure import drop_erased
 from orchestration.sources.catalog import Channel
@@ -149,22 +151,36 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
     return result
 
 
-def stage_frames(con: duckdb.DuckDBPyConnection, channel: Channel, frames, cursor_field: str, first_day: str) -> int:
+def stage_frames(con: duckdb.DuckDBPyConnection, channel: Channel, frames, cursor_field: str, first_day: str,
+                 batch_rows: int = 50_000) -> int:
     """Stage connector frames (the channel's fields as text + _source_location) into _incoming.
     A row's partition day is the day of its cursor value; rows whose cursor does not parse keep
-    the window's first day (so a re-load still replaces them) and are judged by the row rules."""
+    the window's first day (so a re-load still replaces them) and are judged by the row rules.
+    Frames go in batches of about `batch_rows`: an API's pages are small, and one insert per
+    page cost more than the page itself."""
     from orchestration.sources.rules import parsed_timestamp
 
     select = ", ".join(q(c) for c in channel.columns)
-    pages = 0
-    for pages, frame in enumerate(frames, start=1):
-        con.register("_frame", frame)
+
+    def insert(batch: list[pd.DataFrame]) -> None:
+        con.register("_frame", pd.concat(batch, ignore_index=True))
         try:
             con.execute(
                 f"INSERT INTO _incoming SELECT {select}, "
                 f"coalesce(CAST({parsed_timestamp(q(cursor_field))} AS DATE), DATE {lit(first_day)}), "
-                "_source_location, row_number() OVER () FROM _frame"
+                "_source_location, _source_row FROM _frame"
             )
         finally:
             con.unregister("_frame")
+
+    pages, batch, rows = 0, [], 0
+    for pages, frame in enumerate(frames, start=1):
+        # A row's number within its own page or chunk, which _source_location names.
+        batch.append(frame.assign(_source_row=np.arange(1, len(frame) + 1)))
+        rows += len(frame)
+        if rows >= batch_rows:
+            insert(batch)
+            batch, rows = [], 0
+    if batch:
+        insert(batch)
     return pages
