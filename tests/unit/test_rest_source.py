@@ -9,12 +9,14 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
 from orchestration.sources.catalog import load_catalog
 from orchestration.sources.errors import SourceError
 from orchestration.sources.helpdesk_api import HelpdeskServer, serve
+from orchestration.sources.landing import create_incoming, stage_frames
 from orchestration.sources.rest import SOURCE_LOCATION, RestSource, fetch_window
 
 COLUMNS = list(load_catalog()["service_tickets"].columns)
@@ -271,3 +273,20 @@ def test_an_unreachable_server_fails_fast():
     assert time.monotonic() - started < 2
     message = str(failure.value)
     assert f"{url}/api/tickets" in message and "3 attempt(s)" in message and "ConnectionError" in message
+
+
+def test_pages_land_in_batches_each_row_numbered_within_its_page():
+    channel = load_catalog()["service_tickets"]
+    con = duckdb.connect()
+    create_incoming(con, channel)
+    with serve(TICKETS, token=TOKEN) as url:
+        frames = fetch_window(_source(url, page_size=7), COLUMNS, SINCE, UNTIL)
+        # Several pages per insert, and a batch boundary that falls inside no page.
+        pages = stage_frames(con, channel, frames, channel.event_time, "2026-01-01", batch_rows=30)
+    assert pages == -(-len(TICKETS) // 7)
+    numbers: dict[str, list[int]] = {}
+    for location, row in con.execute("select _source_location, _source_row from _incoming").fetchall():
+        numbers.setdefault(location, []).append(row)
+    assert len(numbers) == pages
+    assert all(sorted(rows) == list(range(1, len(rows) + 1)) for rows in numbers.values())
+    assert sum(len(rows) for rows in numbers.values()) == len(TICKETS)
