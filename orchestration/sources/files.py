@@ -190,25 +190,31 @@ class _FileReader:
     def _stage_jsonl(self, _: list[str], readables: list[str]) -> None:
         # One text column per line (a control character no JSON text contains unescaped as the
         # delimiter), so a broken line is one bad row with its line number, not a failed file.
-        lines = (
-            f"SELECT line, _file, row_number() OVER () AS _n FROM read_csv({self._sources(readables)}, "
-            f"columns={{'line': 'VARCHAR'}}, header=false, auto_detect=false, delim={lit(LINE_DELIMITER)}, "
-            "quote='', escape='', strict_mode=false, filename='_file')"
-        )
-        # Judged once, into its own column: extraction must never meet a broken line.
-        is_object = "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END"
+        # Judged once, into its own column: extraction must never meet a broken line. The scan
+        # runs in parallel and the table keeps the files' line order, so its rowid numbers lines.
         self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT line, f.day, f.location, {self._ROW_IN_FILE} AS n, "
-            f"{is_object} AS is_object FROM ({lines}) JOIN _files AS f ON f.file = _file"
+            f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT line, _file, "
+            "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS is_object "
+            f"FROM read_csv({self._sources(readables)}, columns={{'line': 'VARCHAR'}}, header=false, "
+            f"auto_detect=false, delim={lit(LINE_DELIMITER)}, quote='', escape='', strict_mode=false, filename='_file')"
         )
-        self.con.execute("CREATE OR REPLACE TEMP TABLE _objects AS SELECT * FROM _lines WHERE is_object")
-        extract = self._select_list(lambda name: f"json_extract_string(line, {lit('$.' + json_path_key(name))})")
-        self.con.execute(f"INSERT INTO _incoming SELECT {extract}, day, location, n FROM _objects")
+        numbered = (
+            "SELECT l.line, l.is_object, f.day, f.location, l.rowid - first.rowid + 1 AS n FROM _lines AS l "
+            "JOIN _files AS f ON f.file = l._file "
+            "JOIN (SELECT _file, min(rowid) AS rowid FROM _lines GROUP BY _file) AS first ON first._file = l._file"
+        )
+        # One parse per line for all fields: a path list gives their values as one list.
+        names = [self.channel.source_name(c) for c in self.channel.columns]
+        paths = "[" + ", ".join(lit("$." + json_path_key(name)) for name in names) + "]"
+        values = ", ".join(f"v[{i}]" for i in range(1, len(names) + 1))
         self.con.execute(
-            "INSERT INTO _incoming_rejects SELECT line, 'malformed JSON line', day, location, n FROM _lines "
+            f"INSERT INTO _incoming SELECT {values}, day, location, n FROM "
+            f"(SELECT json_extract_string(line, {paths}) AS v, day, location, n FROM ({numbered}) WHERE is_object)"
+        )
+        self.con.execute(
+            f"INSERT INTO _incoming_rejects SELECT line, 'malformed JSON line', day, location, n FROM ({numbered}) "
             "WHERE nullif(trim(line), '') IS NOT NULL AND NOT is_object"
         )
-        self.con.execute("DROP TABLE _objects")
         self.con.execute("DROP TABLE _lines")
 
     def _stage_parquet(self, _: list[str], readables: list[str]) -> None:
