@@ -3,7 +3,7 @@
   cdp prepare             build the dbt manifest and the Dagster instance settings
   cdp bench [--size S]    the whole graph at a chosen demo size: a full build, then one daily
                           increment; seconds, rows and rows/s per stage, peak memory
-  cdp bench --ingest-only ingestion speed per file channel
+  cdp bench --ingest-only ingestion speed per channel
   cdp ui                  the Dagster UI on 127.0.0.1, with the demo CRM database and helpdesk API
   cdp generate [...]      write demo data into the landing folder
   cdp run [...]           demo data → every asset (ingest → dbt → ML → checks → publish) → summary
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare", help="build the dbt manifest and Dagster instance settings").set_defaults(func=cmd_prepare)
     bench = sub.add_parser("bench", help="time the pipeline per stage at a chosen size (full build + one day)")
     bench.add_argument("--size", choices=["small", "medium", "large"], default="small")
-    bench.add_argument("--ingest-only", action="store_true", help="only time file ingestion, per channel")
+    bench.add_argument("--ingest-only", action="store_true", help="only time ingestion, per channel")
     bench.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     bench.set_defaults(func=cmd_bench)
     ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1 (with the demo source systems)")
