@@ -162,9 +162,17 @@ class _FileReader:
         with handle:
             return next(csv.reader(handle, delimiter=self.channel.delimiter), [])
 
-    # A scan keeps its files' order and each file's line order (DuckDB preserves insertion order),
-    # so a row's number within its file is its number in the scan minus the file's first.
-    _ROW_IN_FILE = "_n - min(_n) OVER (PARTITION BY _file) + 1"
+    # A scan's table keeps its files' order and each file's line order (DuckDB preserves
+    # insertion order, and scans in parallel), so a row's number within its file is its rowid
+    # minus the rowid of the file's first row.
+    @staticmethod
+    def _numbered(table: str, columns: str) -> str:
+        """`columns` of a scanned table with each row's day, location and number within its file."""
+        return (
+            f"SELECT {columns}, f.day, f.location, t.rowid - first.rowid + 1 AS n FROM {table} AS t "
+            "JOIN _files AS f ON f.file = t._file "
+            f"JOIN (SELECT _file, min(rowid) AS rowid FROM {table} GROUP BY _file) AS first ON first._file = t._file"
+        )
 
     def _stage_csv(self, header: list[str], readables: list[str]) -> None:
         columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
@@ -175,10 +183,11 @@ class _FileReader:
         )
         self.con.execute("DROP TABLE IF EXISTS _rejects")
         self.con.execute("DROP TABLE IF EXISTS _rejects_scan")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _rows AS SELECT {self._select_list(q)}, _file FROM {source}")
         self.con.execute(
-            f"INSERT INTO _incoming SELECT {self._select_list(q)}, f.day, f.location, {self._ROW_IN_FILE} "
-            f"FROM (SELECT *, row_number() OVER () AS _n FROM {source}) JOIN _files AS f ON f.file = _file"
+            f"INSERT INTO _incoming {self._numbered('_rows', self._select_list(lambda name: 't.' + q(name)))}"
         )
+        self.con.execute("DROP TABLE _rows")
         self.con.execute(
             "INSERT INTO _incoming_rejects SELECT any_value(r.csv_line), "
             "'unreadable CSV line: ' || string_agg(DISTINCT lower(CAST(r.error_type AS VARCHAR)), ', '), "
@@ -190,19 +199,14 @@ class _FileReader:
     def _stage_jsonl(self, _: list[str], readables: list[str]) -> None:
         # One text column per line (a control character no JSON text contains unescaped as the
         # delimiter), so a broken line is one bad row with its line number, not a failed file.
-        # Judged once, into its own column: extraction must never meet a broken line. The scan
-        # runs in parallel and the table keeps the files' line order, so its rowid numbers lines.
+        # Judged once, into its own column: extraction must never meet a broken line.
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT line, _file, "
             "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS is_object "
             f"FROM read_csv({self._sources(readables)}, columns={{'line': 'VARCHAR'}}, header=false, "
             f"auto_detect=false, delim={lit(LINE_DELIMITER)}, quote='', escape='', strict_mode=false, filename='_file')"
         )
-        numbered = (
-            "SELECT l.line, l.is_object, f.day, f.location, l.rowid - first.rowid + 1 AS n FROM _lines AS l "
-            "JOIN _files AS f ON f.file = l._file "
-            "JOIN (SELECT _file, min(rowid) AS rowid FROM _lines GROUP BY _file) AS first ON first._file = l._file"
-        )
+        numbered = self._numbered("_lines", "t.line, t.is_object")
         # One parse per line for all fields: a path list gives their values as one list.
         names = [self.channel.source_name(c) for c in self.channel.columns]
         paths = "[" + ", ".join(lit("$." + json_path_key(name)) for name in names) + "]"
