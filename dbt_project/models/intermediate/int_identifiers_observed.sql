@@ -19,30 +19,49 @@ with touchpoints as (
     {%- if since %}
     where _restaged_at > {{ since }}
     {%- endif %}
+),
+
+-- Each identifier column judged once per record (placeholders out), then one row per usable
+-- identifier: a pass over the touchpoints, not one per identifier type.
+judged as (
+    select
+        record_key,
+        source_channel,
+        touch_type,
+        occurred_at,
+        source_key,
+        {%- for id_type in types %}
+        {{ id_type }},
+        {{ usable_node(id_type) }} as {{ id_type }}_node{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    from touchpoints
+),
+
+identifier_rows as (
+    select
+        judged.record_key,
+        id_types.id_type,
+        case id_types.id_type{% for id_type in types %} when '{{ id_type }}' then judged.{{ id_type }}{% endfor %} end as id_value,
+        case id_types.id_type{% for id_type in types %} when '{{ id_type }}' then judged.{{ id_type }}_node{% endfor %} end as node,
+        id_types.id_priority,
+        judged.source_channel,
+        judged.touch_type,
+        judged.occurred_at,
+        -- The record's first usable identifier by priority: the one its others link to.
+        coalesce({% for id_type in types %}judged.{{ id_type }}_node{% if not loop.last %}, {% endif %}{% endfor %}) as record_anchor,
+        {%- for counted_type in counted %}
+        judged.{{ counted_type }}_node as record_{{ counted_type }}_node,
+        {%- endfor %}
+        judged.source_key
+    from judged
+    cross join (
+        values {% for id_type in types %}('{{ id_type }}', {{ identity_priority(id_type) }}){% if not loop.last %}, {% endif %}{% endfor %}
+    ) as id_types (id_type, id_priority)
 )
 
-{% for id_type in types %}
-select
-    record_key,
-    '{{ id_type }}' as id_type,
-    {{ id_type }} as id_value,
-    '{{ id_type }}:' || {{ id_type }} as node,
-    {{ identity_priority(id_type) }} as id_priority,
-    source_channel,
-    touch_type,
-    occurred_at,
-    -- The first usable identifier by priority, this one at the latest. Computed on each row from
-    -- its record's columns: a window over all identifier rows costs far more.
-    coalesce({% for stronger in types[:loop.index0] %}{{ usable_node(stronger) }}, {% endfor %}'{{ id_type }}:' || {{ id_type }}) as record_anchor,
-    {%- for counted_type in counted %}
-    {{ usable_node(counted_type) }} as record_{{ counted_type }}_node,
-    {%- endfor %}
-    source_key,
-    {{ restage_stamp() }} as _restaged_at
-from touchpoints
-where {{ usable_node(id_type) }} is not null
-{% if not loop.last %}union all{% endif %}
-{% endfor %}
+select *, {{ restage_stamp() }} as _restaged_at
+from identifier_rows
+where node is not null
 {%- if since %}
 -- A tombstone for every rewritten or dropped record first deletes all of its rows: a record can
 -- lose identifiers, and a CRM member profile versions.
