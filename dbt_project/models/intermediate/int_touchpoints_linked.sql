@@ -19,27 +19,31 @@ touchpoints as (
     {%- endif %}
 ),
 
--- Every usable identifier of a record sits in the record's one component, so the customer of
--- its anchor (the identifier its others link to) is the record's: one row per record, no
--- grouping of every identifier row. A record whose anchor a guard stopped has its other
--- identifiers decide. (Each branch reads the table itself: a CTE read twice is materialised.)
 record_customer as (
+{%- if since %}
+    -- An increment links few records: the customer of each one's identifiers.
+    select observed.record_key, min(identifiers.customer_id) as customer_id
+    from {{ ref('int_identifiers_observed') }} as observed
+    inner join {{ ref('int_identifier_customers') }} as identifiers on observed.node = identifiers.node
+    where observed.source_key in (select source_key from affected)
+    group by observed.record_key
+{%- else %}
+    -- A full build links every record. Every usable identifier of a record sits in the
+    -- record's one component, so its anchor's customer (the identifier its others link to) is
+    -- the record's: one row per record, not a grouping of every identifier row. A record whose
+    -- anchor a guard stopped has its other identifiers decide. (Each branch reads the table:
+    -- a CTE read twice is materialised.)
     select observed.record_key, identifiers.customer_id
     from {{ ref('int_identifiers_observed') }} as observed
     inner join {{ ref('int_identifier_customers') }} as identifiers on observed.record_anchor = identifiers.node
     where observed.node = observed.record_anchor
-    {%- if since %}
-      and observed.source_key in (select source_key from affected)
-    {%- endif %}
     union all
     select observed.record_key, min(identifiers.customer_id) as customer_id
     from {{ ref('int_identifiers_observed') }} as observed
     inner join {{ ref('int_identifier_customers') }} as identifiers on observed.node = identifiers.node
     where observed.record_anchor in (select node from {{ ref('int_identifiers_shared') }})
-    {%- if since %}
-      and observed.source_key in (select source_key from affected)
-    {%- endif %}
     group by observed.record_key
+{%- endif %}
 )
 
 select
