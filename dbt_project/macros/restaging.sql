@@ -17,10 +17,8 @@
   and the keys logged as dropped since. int_identifiers_shared judges again only the
   identifiers on records rewritten since and those it guarded before, and writes the guards
   that changed; int_identity_links_dropped rewrites the records holding those, and those
-  staging changed. int_identity_edges judges again only the links of identifiers on records
-  rewritten since (int_identifiers_observed logs those the records held before) or on records
-  holding an identifier whose guard changed, and writes only the links that are new (and logs
-  those gone); int_identity_components labels again only the components holding an end of such a link.
+  staging changed. int_identity_edges writes only the links that are new (and logs those gone);
+  int_identity_components labels again only the components holding an end of such a link.
   int_identifier_customers writes only the identifiers whose customer changed
   (and logs those no longer usable); int_touchpoints_linked rewrites the records staging
   changed and those holding such identifiers. Erasure drops all these tables
@@ -120,21 +118,19 @@
 
 {# The rows of CTE `rows` that are new or differ from this table's in `compared` columns, and a
    tombstone (the key only) for each key this table holds that `rows` no longer has: an identity
-   model computed in full that writes only what changed. `key` is a column or a list of them.
-   `previous`: the part of this table that `rows` recomputes, when that is not all of it. #}
-{% macro changed_rows(rows, key, compared=[], previous=none) -%}
+   model computed in full that writes only what changed. `key` is a column or a list of them. #}
+{% macro changed_rows(rows, key, compared=[]) -%}
     {%- set keys = [key] if key is string else key -%}
-    {%- set previous = previous or this -%}
     select {{ rows }}.*
     from {{ rows }}
-    left join {{ previous }} as previous on {% for k in keys %}{{ rows }}.{{ k }} = previous.{{ k }}{% if not loop.last %} and {% endif %}{% endfor %}
+    left join {{ this }} as previous on {% for k in keys %}{{ rows }}.{{ k }} = previous.{{ k }}{% if not loop.last %} and {% endif %}{% endfor %}
     where previous.{{ keys[0] }} is null
     {%- for column in compared %}
        or {{ rows }}.{{ column }} is distinct from previous.{{ column }}
     {%- endfor %}
     union all by name
     select {% for k in keys %}previous.{{ k }}{% if not loop.last %}, {% endif %}{% endfor %}
-    from {{ previous }} as previous
+    from {{ this }} as previous
     left join {{ rows }} on {% for k in keys %}previous.{{ k }} = {{ rows }}.{{ k }}{% if not loop.last %} and {% endif %}{% endfor %}
     where {{ rows }}.{{ keys[0] }} is null
 {%- endmacro %}

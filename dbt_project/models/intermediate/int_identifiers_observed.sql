@@ -4,10 +4,8 @@
 -- which channel it happened, its anchor (highest-priority identifier) and its identifiers of the
 -- types the limit guard counts. Written once with the record, they spare the daily guards and
 -- edges a join or window over every identifier row in history.
--- Incremental: a daily run takes in the touchpoints rewritten or dropped since its last. The
--- identifiers such a record held before are logged as it is rewritten: int_identity_edges judges
--- their links again (a record can lose an identifier, or be dropped).
-{{ config(**absorbing_config(logged='node')) }}
+-- Incremental: a daily run takes in the touchpoints rewritten or dropped since its last.
+{{ config(**absorbing_config()) }}
 {% set types = identity_types() %}
 {% set counted = var('identity')['max_per_profile'] %}
 {#- A table from before the record columns existed is rewritten whole once: the guards and edges
@@ -65,14 +63,12 @@ select *, {{ restage_stamp() }} as _restaged_at
 from identifier_rows
 where node is not null
 {%- if since %}
--- A tombstone for each identifier a rewritten or dropped record held first deletes all of the
--- record's rows (a record can lose identifiers, and a CRM member profile versions); the
--- post-hook logs the identifiers. A record that held none has nothing to delete.
+-- A tombstone for every rewritten or dropped record first deletes all of its rows: a record can
+-- lose identifiers, and a CRM member profile versions.
 union all by name
-select source_key, node from {{ this }}
-where source_key in (
+select source_key from (
     select source_key from touchpoints
     union
     select record_id from ({{ dropped_since('int_touchpoints_unioned', since) }}) as dropped
-)
+) as tombstones
 {%- endif %}
