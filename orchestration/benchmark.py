@@ -16,8 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from orchestration.partitions import days_in_range
+from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.sources.catalog import load_catalog
 from orchestration.sources.demo_data import DemoConfig, generate
 from orchestration.sources.connectors import load_channel
@@ -269,10 +271,19 @@ def bare_statements(node: dict, incremental_run: bool = False) -> list[str]:
     return [f"create or replace table {relation} as {node['sql']}"]
 
 
+def dbt_duckdb_settings(memory_limit: str, profiles: Path = DBT_PROJECT_DIR / "profiles.yml") -> dict:
+    """The DuckDB settings dbt's connection runs with (the profile's `duckdb` target), with the
+    memory limit the pipeline passes it: a bare replay configured otherwise would time another
+    engine (e.g. one keeping insertion order writes part-filled row groups)."""
+    profile = yaml.safe_load(profiles.read_text(encoding="utf-8"))
+    settings = dict(profile["cdp"]["outputs"]["duckdb"].get("settings") or {})
+    return {**settings, "memory_limit": memory_limit}
+
+
 def bare_duckdb_seconds(warehouse: Path, nodes: list[dict], memory_limit: str, before: Path | None = None) -> dict[str, float]:
     """Seconds per dbt layer when each model's compiled SQL runs straight in DuckDB (one
     connection, no dbt), replayed in the order dbt finished the models on a copy of the warehouse
-    as the run left it, under dbt's memory limit. Incremental models first get back the tables
+    as the run left it, with dbt's DuckDB settings. Incremental models first get back the tables
     they started from (`before`, from snapshot_tables; missing there = built afresh). The copy
     keeps the file name: compiled SQL names the database by it."""
     seconds: dict[str, float] = {}
@@ -280,7 +291,7 @@ def bare_duckdb_seconds(warehouse: Path, nodes: list[dict], memory_limit: str, b
         copy = Path(tmp) / warehouse.name
         shutil.copyfile(warehouse, copy)
         os.sync()  # as before the runs: the copy's writeback stays out of the timings
-        con = duckdb.connect(str(copy), config={"memory_limit": memory_limit})
+        con = duckdb.connect(str(copy), config=dbt_duckdb_settings(memory_limit))
         try:
             restored = _restore_incremental(con, nodes, before)
             for node in nodes:

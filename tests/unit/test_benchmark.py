@@ -5,6 +5,7 @@ import pytest
 from orchestration.benchmark import (
     bare_duckdb_seconds,
     bare_statements,
+    dbt_duckdb_settings,
     dbt_layer,
     layer_wall_seconds,
     snapshot_tables,
@@ -118,6 +119,20 @@ def test_bare_replay_times_each_layer_on_a_copy(tmp_path):
     assert set(seconds) == {"dbt staging", "dbt marts"}
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("select count(*) from information_schema.tables where table_name = 'things'").fetchone()[0] == 0
+    con.close()
+
+
+def test_bare_replay_connects_with_dbts_duckdb_settings_and_the_pipelines_memory_limit(tmp_path):
+    profiles = tmp_path / "profiles.yml"
+    profiles.write_text(
+        "cdp:\n  outputs:\n    duckdb:\n      type: duckdb\n      settings:\n"
+        "        memory_limit: \"{{ env_var('X', '4GB') }}\"\n        preserve_insertion_order: false\n")
+    assert dbt_duckdb_settings("1GB", profiles) == {"memory_limit": "1GB", "preserve_insertion_order": False}
+    # The project's own profile: DuckDB accepts every setting as dbt passes it.
+    import duckdb
+
+    con = duckdb.connect(config=dbt_duckdb_settings("1GB"))
+    assert con.execute("select current_setting('preserve_insertion_order')").fetchone()[0] is False
     con.close()
 
 
