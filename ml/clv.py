@@ -366,9 +366,11 @@ def _hyp2f1(A, B, C, z, max_terms: int = 100_000):
         term = np.ones_like(a_)
         total = np.ones_like(a_)
         for n in range(max_terms):
-            term = term * (a_ + n) * (b_ + n) / ((c_ + n) * (n + 1.0)) * z_
-            total = total + term
-            if np.all(np.abs(term) <= 1e-16 * np.abs(total)):
+            with np.errstate(over="ignore", invalid="ignore"):
+                term = term * (a_ + n) * (b_ + n) / ((c_ + n) * (n + 1.0)) * z_
+                total = total + term
+            # Done when every sum converged or overflowed (the caller falls back on another form).
+            if np.all((np.abs(term) <= 1e-16 * np.abs(total)) | ~np.isfinite(total)):
                 break
         else:
             warnings.warn("hypergeometric series did not fully converge", RuntimeWarning, stacklevel=4)
@@ -388,7 +390,19 @@ def _expected_purchases_if_alive(params: BetaGeoParams, t, x, T):
     # so we apply Euler's transformation 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A,C-B;C;z),
     # which cancels the powers analytically and leaves a bounded 2F1.
     hyp = _hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
-    bracket = 1.0 - np.exp((a - 1.0) * np.log1p(-z)) * hyp
+    with np.errstate(over="ignore", invalid="ignore"):
+        bracket = np.array(1.0 - np.exp((a - 1.0) * np.log1p(-z)) * hyp, dtype=float)
+    bad = ~np.isfinite(bracket)
+    if np.any(bad):
+        # Large a and b (dropout odds nearly the same for everyone, as a short history fits):
+        # that 2F1 grows like (1-z)^(1-a) and overflows. The same bracket in two other forms
+        # stays bounded there: the paper's own, then Pfaff's 1 - 2F1(r+x, a-1; C; -t/(alpha+T)).
+        x_, T_, t_ = (np.broadcast_to(v, bracket.shape)[bad] for v in (x, T, np.asarray(t, dtype=float)))
+        z_ = t_ / (alpha + T_ + t_)
+        with np.errstate(over="ignore", invalid="ignore"):
+            paper = 1.0 - np.exp((r + x_) * np.log1p(-z_)) * _hyp2f1(r + x_, b + x_, a + b + x_ - 1.0, z_)
+            pfaff = 1.0 - hyp2f1(r + x_, a - 1.0, a + b + x_ - 1.0, -t_ / (alpha + T_))
+        bracket[bad] = np.where(np.isfinite(paper), paper, pfaff)
     return (a + b + x - 1.0) / (a - 1.0) * bracket
 
 

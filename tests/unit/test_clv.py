@@ -498,3 +498,22 @@ def test_probability_of_no_purchase_in_a_horizon():
     rng = np.random.default_rng(3)
     lam = rng.gamma(r, 1 / (al + T), 400_000)
     assert np.mean(rng.poisson(lam * t) == 0) == pytest.approx(((al + T) / (al + T + t)) ** r, abs=0.005)
+
+
+def test_expected_purchases_stay_finite_when_the_dropout_mixture_is_a_point_mass(cdnow_gg):
+    # A short history fits huge a and b: every buyer drops out after a purchase with the same
+    # p = a/(a+b). The transformed 2F1 overflows there; the limit is a plain negative binomial:
+    # E[purchases in t | alive] = (1 - (1 + p t/(alpha+T))^-(r+x)) / p.
+    r, alpha, a, b = 0.8065, 5.6226, 1e6, 1e6 * 10.938
+    bg = clv.BetaGeoParams(r, alpha, a, b, 0, 0)
+    p = a / (a + b)
+    x = np.array([0.0, 2.0, 35.0, 130.0])
+    T = np.array([30.0, 38.86, 51.4, 300.0])
+    tx = np.where(x > 0, T * 0.8, 0.0)
+    for t in (1.0, 52.0, 520.0):
+        limit = (1.0 - (1.0 + p * t / (alpha + T)) ** -(r + x)) / p
+        alive = clv.probability_alive(bg, x, tx, T)
+        np.testing.assert_allclose(clv.expected_purchases(bg, t, x, tx, T), limit * alive, rtol=1e-4)
+    value = clv.customer_lifetime_value(bg, cdnow_gg, x, tx, T, np.array([0.0, 40.0, 25.0, 30.0]), 12, 30.0, 0.1,
+                                        time_unit_days=7)
+    assert np.all(np.isfinite(value)) and np.all(value[1:] > 0)
