@@ -39,10 +39,11 @@ def customer_rfm() -> list:
 
 
 def customer_scores() -> list:
-    """Model outputs: probabilities are probabilities, values are not negative."""
+    """Model outputs: every buyer has them, probabilities are probabilities, values are not
+    negative (a range alone lets a null through: a model that failed numerically)."""
     return [
         E.ExpectColumnValuesToBeUnique(column="customer_id"),
-        E.ExpectColumnValuesToNotBeNull(column="churn_probability"),
+        *(E.ExpectColumnValuesToNotBeNull(column=column) for column in ("churn_probability", "p_alive", "predicted_clv")),
         E.ExpectColumnValuesToBeBetween(column="churn_probability", min_value=0, max_value=1),
         E.ExpectColumnValuesToBeBetween(column="p_alive", min_value=0, max_value=1),
         E.ExpectColumnValuesToBeBetween(column="predicted_clv", min_value=0),

@@ -33,6 +33,13 @@ def test_out_of_range_values_fail_with_counts_but_no_values():
     assert "alice@example.com" not in str(result.metadata())
 
 
+def test_missing_model_outputs_fail_although_a_range_would_let_them_through():
+    result = validate_frame(_scores(predicted_clv=[float("nan")] * 3), "customer_scores", suites.customer_scores())
+    assert not result.success
+    failed = {(o.expectation, o.column): o.unexpected_count for o in result.failed}
+    assert failed == {("expect_column_values_to_not_be_null", "predicted_clv"): 3}
+
+
 def test_narrow_and_nullable_numbers_are_widened_for_bulk_comparison():
     frame = pd.DataFrame({
         "days": pd.array([1, 2], dtype="int32"),
