@@ -252,6 +252,29 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     return 0
 
 
+def earlier_data_warning(warehouse: Path, first_day: date) -> str | None:
+    """A warning when the warehouse holds loads from before the demo's first day: an earlier run
+    over a longer range, whose days this run does not reload, so its results would mix both."""
+    import duckdb
+
+    if not warehouse.exists():
+        return None
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return None  # another process holds it (e.g. the UI); the run itself will say so
+    try:
+        earliest = con.execute("select min(partition_start) from audit.load_ledger").fetchone()[0]
+    except duckdb.CatalogException:
+        return None  # nothing loaded yet
+    finally:
+        con.close()
+    if earliest is None or earliest >= first_day:
+        return None
+    return (f"warning: the warehouse {warehouse} holds data from {earliest} on, before this run's first day "
+            f"{first_day}; the results will mix both runs. `make clean` (or another CDP_DATA_DIR) starts afresh.")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.dbt_project import prepare_manifest
 
@@ -265,6 +288,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.start_date > first_day:
         print(f"CDP_START_DATE={settings.start_date} is after the demo's first day {first_day}", file=sys.stderr)
         return 2
+    warning = earlier_data_warning(settings.warehouse_path, first_day)
+    if warning:
+        print(warning, file=sys.stderr)
     _prepare_instance()
     prepare_manifest(force=True)  # the manifest records the warehouse file; rebuild it for this one
     if not args.skip_generate:

@@ -1,6 +1,11 @@
 import os
+from datetime import date
 
-from orchestration.cli import PLANNED_EVENTS_ENV, one_planned_event_per_asset
+import duckdb
+
+from orchestration.cli import PLANNED_EVENTS_ENV, earlier_data_warning, one_planned_event_per_asset
+from orchestration.sources.catalog import load_catalog
+from orchestration.sources.landing import ensure_tables
 
 
 def test_multi_day_runs_opt_in_to_one_planned_event_per_asset_only_while_they_run(monkeypatch):
@@ -17,3 +22,19 @@ def test_a_planned_events_setting_in_the_environment_wins(monkeypatch):
     with one_planned_event_per_asset(True):
         assert os.environ[PLANNED_EVENTS_ENV] == "false"
     assert os.environ[PLANNED_EVENTS_ENV] == "false"
+
+
+def test_a_demo_run_warns_when_the_warehouse_holds_days_before_its_range(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert earlier_data_warning(warehouse, date(2026, 10, 2)) is None  # no warehouse yet
+    con = duckdb.connect(str(warehouse))
+    ensure_tables(con, load_catalog()["web_events"])
+    con.close()
+    assert earlier_data_warning(warehouse, date(2026, 10, 2)) is None  # nothing loaded yet
+    con = duckdb.connect(str(warehouse))
+    con.execute("insert into audit.load_ledger (channel, partition_start, partition_end) "
+                "values ('web_events', date '2025-11-01', date '2026-10-31')")
+    con.close()
+    assert earlier_data_warning(warehouse, date(2025, 11, 1)) is None  # the same range is reloaded
+    warning = earlier_data_warning(warehouse, date(2026, 10, 2))
+    assert "2025-11-01" in warning and "make clean" in warning
