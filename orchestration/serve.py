@@ -2,12 +2,21 @@
 
 Built beside the live file as <name>.next and swapped in with os.replace (atomic on POSIX), so
 readers see the old version or the new one, never a half-built table, and a failed publish
-leaves the last good file untouched."""
+leaves the last good file untouched.
+
+History tables grow by a day of rows every run. Copying them whole each morning would make the
+publish cost grow with the history, so <name>.next starts as a copy of the previous version
+(a file copy, no sort) and only the days that changed are written again: the days dbt logged as
+written (audit.history_days_written, macros/history.sql) and the days whose row count differs
+(erasure deletes rows). Every other table is written whole. After an erasure the next version
+starts from an empty file instead, so no bytes of the erased survive in free blocks. A publish
+consumes the log: one serve file per warehouse."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,30 +40,57 @@ SERVED_TABLES: dict[str, tuple[str, str]] = {
     "customer_scores": ("ml.customer_scores", "customer_id"),
 }
 
+# History tables (name in the serve file -> the column dating a row): published day by day.
+DAILY_TABLES: dict[str, str] = {"customer_history": "snapshot_date"}
+HISTORY_LOG = "audit.history_days_written"
+MANIFEST = "serve_manifest"
+
 
 @dataclass(frozen=True)
 class PublishResult:
     path: Path
     row_counts: dict[str, int]
     bytes: int
+    # History table -> the days written: those that changed, or all when written whole.
+    days_written: dict[str, int] = field(default_factory=dict)
 
 
-def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, tuple[str, str]] = SERVED_TABLES) -> PublishResult:
+def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, tuple[str, str]] = SERVED_TABLES,
+            daily: dict[str, str] = DAILY_TABLES) -> PublishResult:
     serve_path.parent.mkdir(parents=True, exist_ok=True)
     next_path = serve_path.with_name(serve_path.name + ".next")
     next_path.unlink(missing_ok=True)
     Path(str(next_path) + ".wal").unlink(missing_ok=True)
+    logged = _logged_days(con)
+    carried = _carried_tables(con, serve_path, {name: relation for name, (relation, _) in tables.items() if name in daily}) \
+        if logged is not None else set()
+    if carried:
+        shutil.copyfile(serve_path, next_path)
     con.execute(f"ATTACH '{next_path}' AS serve_next")
     try:
-        counts = {}
+        previous = _tables(con, "serve_next")
+        counts, days_written = {}, {}
         for name, (relation, key) in tables.items():
-            con.execute(f"CREATE TABLE serve_next.main.{name} AS SELECT * FROM {relation} ORDER BY {key}")
-            counts[name] = con.execute(f"SELECT count(*) FROM serve_next.main.{name}").fetchone()[0]
+            target = f"serve_next.main.{name}"
+            if name in carried:
+                days_written[name] = _write_changed_days(
+                    con, target, relation, key, daily[name], {day for logged_relation, day, _ in logged if logged_relation == relation})
+            else:
+                con.execute(f"DROP TABLE IF EXISTS {target}")
+                con.execute(f"CREATE TABLE {target} AS SELECT * FROM {relation} ORDER BY {key}")
+                if name in daily and logged is not None:
+                    days_written[name] = con.execute(f"SELECT count(DISTINCT {daily[name]}) FROM {target}").fetchone()[0]
+            counts[name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+        for name in previous - set(tables):  # no longer served (or the manifest, written anew)
+            con.execute(f"DROP TABLE serve_next.main.{name}")
         # What this version holds: BI (and tests) can tell which publication they are reading.
-        con.execute("CREATE TABLE serve_next.main.serve_manifest (table_name VARCHAR, row_count BIGINT, published_at TIMESTAMP)")
+        # days_written is set for a history table published while dbt logged its days: the next
+        # publish may then carry its other days over.
+        con.execute(f"CREATE TABLE serve_next.main.{MANIFEST} (table_name VARCHAR, row_count BIGINT, "
+                    "published_at TIMESTAMP, days_written INTEGER)")
         published_at = datetime.now(timezone.utc).replace(tzinfo=None)
-        con.executemany("INSERT INTO serve_next.main.serve_manifest VALUES (?, ?, ?)",
-                        [(name, n, published_at) for name, n in counts.items()])
+        con.executemany(f"INSERT INTO serve_next.main.{MANIFEST} VALUES (?, ?, ?, ?)",
+                        [(name, n, published_at, days_written.get(name)) for name, n in counts.items()])
     finally:
         con.execute("DETACH serve_next")
     # Make the new file durable before it becomes visible.
@@ -64,4 +100,79 @@ def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, 
     finally:
         os.close(fd)
     os.replace(next_path, serve_path)
-    return PublishResult(path=serve_path, row_counts=counts, bytes=serve_path.stat().st_size)
+    # Only now is what the log held served; a publish that failed before leaves it for the next.
+    if logged:
+        con.executemany(f"DELETE FROM {HISTORY_LOG} WHERE relation = ? AND day = ? AND written_at = ?", logged)
+    return PublishResult(path=serve_path, row_counts=counts, bytes=serve_path.stat().st_size, days_written=days_written)
+
+
+def _logged_days(con: duckdb.DuckDBPyConnection) -> list[tuple] | None:
+    """The (relation, day, written_at) rows of the history log, or None without a log (a
+    warehouse dbt has not built yet, or built before it): history tables are then written whole."""
+    if not _exists(con, *HISTORY_LOG.split(".")):
+        return None
+    return con.execute(f"SELECT relation, day, written_at FROM {HISTORY_LOG}").fetchall()
+
+
+def _carried_tables(con: duckdb.DuckDBPyConnection, serve_path: Path, history: dict[str, str]) -> set[str]:
+    """The history tables (name -> warehouse relation) whose days the live version can pass on.
+    None without a live version, one that cannot be read, or an erasure applied since it was
+    published: the next version then starts from an empty file, so it holds no bytes of the erased.
+    A table qualifies if the live version published it while dbt logged its days (a version from
+    before the log may lack days written since) and it still has the warehouse's columns."""
+    if not history or not serve_path.exists():
+        return set()
+    try:
+        con.execute(f"ATTACH '{serve_path}' AS serve_live (READ_ONLY)")
+    except duckdb.Error:
+        return set()
+    try:
+        if "days_written" not in {column for column, _ in _columns(con, f"serve_live.main.{MANIFEST}")}:
+            return set()
+        logged_tables = dict(con.execute(
+            f"SELECT table_name, published_at FROM serve_live.main.{MANIFEST} WHERE days_written IS NOT NULL").fetchall())
+        if logged_tables and _erased_since(con, min(logged_tables.values())):
+            return set()
+        return {name for name, relation in history.items()
+                if name in logged_tables and _columns(con, f"serve_live.main.{name}") == _columns(con, relation)}
+    finally:
+        con.execute("DETACH serve_live")
+
+
+def _erased_since(con: duckdb.DuckDBPyConnection, published_at) -> bool:
+    if not _exists(con, "private", "erasure_log"):
+        return False
+    return con.execute("SELECT count(*) > 0 FROM private.erasure_log WHERE applied_at >= ?", [published_at]).fetchone()[0]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return con.execute("SELECT count(*) > 0 FROM information_schema.tables WHERE table_catalog = current_database() "
+                       "AND table_schema = ? AND table_name = ?", [schema, table]).fetchone()[0]
+
+
+def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
+    return {name for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = 'main'", [catalog]).fetchall()}
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    try:
+        return [(row[0], row[1]) for row in con.execute(f"DESCRIBE {relation}").fetchall()]
+    except duckdb.CatalogException:
+        return []
+
+
+def _write_changed_days(con: duckdb.DuckDBPyConnection, target: str, relation: str, key: str, day: str,
+                        logged: set) -> int:
+    """Write again, in the carried table, the days dbt logged and those whose row count differs
+    from the warehouse's (a day only one side has included). Counting reads only the day column."""
+    counted = con.execute(f"""
+        SELECT coalesce(warehouse.day, served.day)
+        FROM (SELECT {day} AS day, count(*) AS n FROM {relation} GROUP BY 1) AS warehouse
+        FULL JOIN (SELECT {day} AS day, count(*) AS n FROM {target} GROUP BY 1) AS served USING (day)
+        WHERE warehouse.n IS DISTINCT FROM served.n""").fetchall()
+    days = sorted(logged | {d for (d,) in counted})
+    if days:
+        con.execute(f"DELETE FROM {target} WHERE {day} IN (SELECT unnest(?))", [days])
+        con.execute(f"INSERT INTO {target} SELECT * FROM {relation} WHERE {day} IN (SELECT unnest(?)) ORDER BY {key}", [days])
+    return len(days)

@@ -157,6 +157,30 @@ def test_serve_file_holds_bi_tables_at_their_grain(two_runs):
         con.close()
 
 
+def test_served_history_equals_the_warehouse_with_only_the_run_day_written_again(two_runs):
+    """The serve file carries history days over from its previous version (orchestration/serve.py):
+    after three runs over two as-of days it still holds exactly the warehouse's history, the last
+    publish wrote only the day its run logged, and the log is consumed."""
+    settings, _, _ = two_runs
+    warehouse = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        history = sorted(warehouse.execute("select * from marts.customer_history").fetchall())
+        unserved = warehouse.execute("select count(*) from audit.history_days_written").fetchone()[0]
+    finally:
+        warehouse.close()
+    serve = duckdb.connect(str(settings.serve_path), read_only=True)
+    try:
+        served = sorted(serve.execute("select * from customer_history").fetchall())
+        days_written = serve.execute(
+            "select days_written from serve_manifest where table_name = 'customer_history'").fetchone()[0]
+    finally:
+        serve.close()
+    assert {row[0] for row in history} == {EARLY_END, E2E_END}
+    assert served == history
+    assert days_written == 1
+    assert unserved == 0
+
+
 def test_unification_links_channels(two_runs):
     """Fewer customers than people-with-records would mean over-merging; far more would mean
     the channels were not linked at all."""

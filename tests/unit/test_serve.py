@@ -31,3 +31,114 @@ def test_a_failed_publish_leaves_the_last_good_file_untouched(tmp_path, warehous
         publish(warehouse, serve, {"customers": ("marts.customers", "customer_id"),
                                    "missing": ("marts.no_such_table", "id")})
     assert serve.read_bytes() == before
+
+
+HISTORY = {"customer_history": ("marts.customer_history", "snapshot_date, customer_id")}
+DAILY = {"customer_history": "snapshot_date"}
+
+
+@pytest.fixture
+def history(warehouse):
+    """Three days of history for four customers, and the log dbt writes (macros/history.sql)."""
+    warehouse.execute("""create table marts.customer_history as
+        select date '2026-01-01' + d::int as snapshot_date, 'C' || c as customer_id, 'loyal' as segment
+        from range(3) a(d), range(4) b(c)""")
+    warehouse.execute("create schema audit")
+    warehouse.execute("create table audit.history_days_written (relation varchar, day date, written_at timestamp)")
+    return warehouse
+
+
+def _log(con, day):
+    con.execute("insert into audit.history_days_written values ('marts.customer_history', ?, current_timestamp::timestamp)", [day])
+
+
+def _served(path):
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        return sorted(reader.execute("select * from customer_history").fetchall())
+    finally:
+        reader.close()
+
+
+def _warehouse_history(con):
+    return sorted(con.execute("select * from marts.customer_history").fetchall())
+
+
+def test_history_is_carried_over_and_only_changed_days_are_written(tmp_path, history):
+    serve = tmp_path / "serve.duckdb"
+    assert publish(history, serve, HISTORY, DAILY).days_written == {"customer_history": 3}
+
+    # A new day, a day re-run with other segments (same rows), and a customer erased from day one
+    # (rows deleted, nothing logged): three of four days differ.
+    history.execute("insert into marts.customer_history select date '2026-01-04', 'C' || c, 'new' from range(4) t(c)")
+    _log(history, "2026-01-04")
+    history.execute("update marts.customer_history set segment = 'lapsed' where snapshot_date = date '2026-01-02'")
+    _log(history, "2026-01-02")
+    history.execute("delete from marts.customer_history where snapshot_date = date '2026-01-01' and customer_id = 'C0'")
+    result = publish(history, serve, HISTORY, DAILY)
+
+    assert result.days_written == {"customer_history": 3}
+    assert result.row_counts == {"customer_history": 15}
+    assert _served(serve) == _warehouse_history(history)
+    # The log is consumed once what it held is served.
+    assert history.execute("select count(*) from audit.history_days_written").fetchone()[0] == 0
+
+
+def test_an_unchanged_day_is_carried_over_not_written(tmp_path, history):
+    serve = tmp_path / "serve.duckdb"
+    publish(history, serve, HISTORY, DAILY)
+    # An edit nobody logged and that keeps the day's row count is not seen: the served day is the
+    # one carried over. (dbt logs every day it writes; this shows the other days are not read.)
+    history.execute("update marts.customer_history set segment = 'unlogged' where snapshot_date = date '2026-01-03'")
+    assert publish(history, serve, HISTORY, DAILY).days_written == {"customer_history": 0}
+    assert ("unlogged",) not in {(row[2],) for row in _served(serve)}
+
+
+def test_history_is_written_whole_without_the_log(tmp_path, history):
+    serve = tmp_path / "serve.duckdb"
+    publish(history, serve, HISTORY, DAILY)
+    history.execute("drop table audit.history_days_written")
+    history.execute("update marts.customer_history set segment = 'lapsed'")
+    assert publish(history, serve, HISTORY, DAILY).days_written == {}
+    assert _served(serve) == _warehouse_history(history)
+
+
+def test_history_is_written_whole_after_an_erasure(tmp_path, history):
+    serve = tmp_path / "serve.duckdb"
+    publish(history, serve, HISTORY, DAILY)
+    history.execute("create schema private")
+    history.execute("create table private.erasure_log (request_id varchar, applied_at timestamp)")
+    history.execute("insert into private.erasure_log values ('R1', current_timestamp::timestamp)")
+    history.execute("update marts.customer_history set segment = 'erased-elsewhere'")
+    assert publish(history, serve, HISTORY, DAILY).days_written == {"customer_history": 3}
+    assert _served(serve) == _warehouse_history(history)
+
+
+def test_history_is_written_whole_when_its_columns_changed(tmp_path, history):
+    serve = tmp_path / "serve.duckdb"
+    publish(history, serve, HISTORY, DAILY)
+    history.execute("alter table marts.customer_history add column tier varchar default 'gold'")
+    assert publish(history, serve, HISTORY, DAILY).days_written == {"customer_history": 3}
+    assert _served(serve) == _warehouse_history(history)
+
+
+def test_history_is_written_whole_over_a_version_published_before_the_log(tmp_path, history):
+    serve = tmp_path / "serve.duckdb"
+    publish(history, serve, HISTORY, DAILY)
+    old = duckdb.connect(str(serve))
+    old.execute("alter table serve_manifest drop column days_written")
+    old.close()
+    history.execute("update marts.customer_history set segment = 'lapsed'")
+    assert publish(history, serve, HISTORY, DAILY).days_written == {"customer_history": 3}
+    assert _served(serve) == _warehouse_history(history)
+
+
+def test_a_failed_publish_keeps_the_log_for_the_next(tmp_path, history):
+    serve = tmp_path / "serve.duckdb"
+    publish(history, serve, HISTORY, DAILY)
+    history.execute("update marts.customer_history set segment = 'lapsed' where snapshot_date = date '2026-01-02'")
+    _log(history, "2026-01-02")
+    with pytest.raises(duckdb.Error):
+        publish(history, serve, {**HISTORY, "missing": ("marts.no_such_table", "id")}, DAILY)
+    assert publish(history, serve, HISTORY, DAILY).days_written == {"customer_history": 1}
+    assert _served(serve) == _warehouse_history(history)

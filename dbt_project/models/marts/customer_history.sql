@@ -1,13 +1,14 @@
 -- The day's segment, tier, stage and risk flag per customer, kept for every as-of date. A re-run
 -- of a day deletes that day's rows and writes them again, so the history is idempotent per day
 -- and a customer merged away since drops out of the re-run day too. `--full-refresh` leaves it
--- alone: the history cannot be rebuilt.
+-- alone: the history cannot be rebuilt. Each run logs its day for the serve file (macros/history.sql).
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='snapshot_date',
     on_schema_change='append_new_columns',
-    full_refresh=false
+    full_refresh=false,
+    post_hook=log_history_day()
 ) }}
 {#- Spark without Delta has no delete+insert: overwriting the day's partition does the same. #}
 {%- if target.type == 'spark' %}
