@@ -88,6 +88,68 @@ def bench_ingest(size: str, out: Path | None = None) -> dict:
     return report
 
 
+def bench_publish(size: str, out: Path | None = None, history_days: tuple[int, ...] = (30, 365)) -> dict:
+    """The publish of the BI serve file against the length of history: for each length, a
+    history shaped like marts.customer_history (one row per customer per day) is published once
+    whole (a first publish), then the next day is added, logged as dbt logs it, and published
+    again, carrying the earlier days over (orchestration/serve.py). Only the history table is
+    published, so the figures are its cost alone."""
+    from orchestration.serve import DAILY_TABLES, HISTORY_LOG, SERVED_TABLES, publish
+
+    customers = SIZES[size].customers
+    tables = {"customer_history": SERVED_TABLES["customer_history"]}
+    relation = tables["customer_history"][0]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix=f"cdp-bench-publish-{size}-") as tmp:
+        for days in history_days:
+            warehouse, serve = Path(tmp) / f"warehouse-{days}.duckdb", Path(tmp) / f"serve-{days}.duckdb"
+            con = duckdb.connect(str(warehouse))
+            con.execute(f"create schema marts; create schema {HISTORY_LOG.split('.')[0]}")
+            con.execute(f"create table {HISTORY_LOG} (relation varchar, day date, written_at timestamp)")
+            con.execute(f"create table {relation} as {_history_rows(customers, 0, days)}")
+            con.execute("checkpoint")
+            started = time.monotonic()
+            whole = publish(con, serve, tables, DAILY_TABLES)
+            whole_s = time.monotonic() - started
+            con.execute(f"insert into {relation} {_history_rows(customers, days, 1)}")
+            con.execute(f"insert into {HISTORY_LOG} select '{relation}', max(snapshot_date), current_timestamp::timestamp from {relation}")
+            con.execute("checkpoint")
+            started = time.monotonic()
+            by_day = publish(con, serve, tables, DAILY_TABLES)
+            by_day_s = time.monotonic() - started
+            con.close()
+            rows.append({"history_days": days, "rows": whole.row_counts["customer_history"],
+                         "whole_seconds": round(whole_s, 2), "next_day_seconds": round(by_day_s, 2),
+                         "next_day_days_written": by_day.days_written["customer_history"],
+                         "serve_file_mib": round(by_day.bytes / 2**20)})
+            for path in (warehouse, serve):
+                path.unlink()
+    report = {"size": size, "customers": customers, "publish": rows}
+    print(f"\npublish of customer_history, '{size}': {customers:,} customers a day")
+    print(f"{'days of history':>15}  {'rows':>13}  {'whole (s)':>9}  {'next day (s)':>12}  {'days written':>12}  {'file MiB':>8}")
+    for r in rows:
+        print(f"{r['history_days']:>15}  {r['rows']:>13,}  {r['whole_seconds']:>9.2f}  {r['next_day_seconds']:>12.2f}  "
+              f"{r['next_day_days_written']:>12}  {r['serve_file_mib']:>8,}")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(f"written to {out}")
+    return report
+
+
+def _history_rows(customers: int, first_day: int, days: int) -> str:
+    """SQL for `days` days of history rows from day `first_day` on; the values vary by customer
+    and day as segments and stages do, so they compress as real ones would."""
+    return f"""select date '2025-01-01' + ({first_day} + d)::int as snapshot_date,
+           'C' || lpad(to_hex((c * 2654435761) % 281474976710597), 12, '0') as customer_id,
+           ['champions', 'loyal', 'at_risk', 'hibernating', 'new'][1 + (c + d // 30) % 5] as segment,
+           ['gold', 'silver', 'bronze'][1 + c % 3] as tier,
+           ['active', 'lapsing', 'churned'][1 + (c // 7 + d // 60) % 3] as lifecycle_stage,
+           case when (c + d) % 11 = 0 then 'recency' end as at_risk_rule,
+           ((c * 31 + d) % 1000) / 10.0 as value_score
+    from range({days}) as days(d), range({customers}) as ids(c)"""
+
+
 # Step key → benchmark stage. Check-only steps are recognised from their events instead.
 STAGE_OF_STEP = {"cdp_dbt_models": "dbt", "ml__churn_model": "ML train", "ml__customer_scores": "ML score",
                  "serve__bi_serve_file": "publish", "audit__identity_accuracy": "checks"}

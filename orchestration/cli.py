@@ -4,6 +4,7 @@
   cdp bench [--size S]    the whole graph at a chosen demo size: a full build, then one daily
                           increment; seconds, rows and rows/s per stage, peak memory
   cdp bench --ingest-only ingestion speed per channel
+  cdp bench --publish-only the daily publish of history against its length
   cdp ui                  the Dagster UI on 127.0.0.1, with the demo CRM database and helpdesk API
   cdp generate [...]      write demo data into the landing folder
   cdp run [...]           demo data → every asset (ingest → dbt → ML → checks → publish) → summary
@@ -47,10 +48,13 @@ def cmd_prepare(_: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from orchestration.benchmark import bench_ingest, bench_pipeline
+    from orchestration.benchmark import bench_ingest, bench_pipeline, bench_publish
 
     if args.ingest_only:
         bench_ingest(args.size, args.out)
+        return 0
+    if args.publish_only:
+        bench_publish(args.size, args.out)
         return 0
     report = bench_pipeline(args.size, args.out)
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
@@ -314,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="time the pipeline per stage at a chosen size (full build + one day)")
     bench.add_argument("--size", choices=["small", "medium", "large"], default="small")
     bench.add_argument("--ingest-only", action="store_true", help="only time ingestion, per channel")
+    bench.add_argument("--publish-only", action="store_true",
+                       help="only time the serve file's publish of customer_history, against the length of history")
     bench.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     bench.set_defaults(func=cmd_bench)
     ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1 (with the demo source systems)")

@@ -3,6 +3,7 @@ import time
 import pytest
 
 from orchestration.benchmark import (
+    bench_publish,
     bare_duckdb_seconds,
     bare_statements,
     dbt_duckdb_settings,
@@ -211,3 +212,11 @@ def test_the_generator_run_apart_writes_the_landing_files(tmp_path):
 
     generate_apart(tmp_path, DemoConfig(customers=40, days=3))
     assert any(f.suffix in (".csv", ".jsonl", ".parquet") for f in (tmp_path / "landing").rglob("*") if f.is_file())
+
+
+def test_publish_bench_writes_the_next_day_alone_over_each_length_of_history(tmp_path, capsys):
+    report = bench_publish("small", tmp_path / "publish.json", history_days=(1, 3))
+    assert [(r["history_days"], r["rows"], r["next_day_days_written"]) for r in report["publish"]] == [
+        (1, 10_000, 1), (3, 30_000, 1)]
+    assert "days of history" in capsys.readouterr().out
+    assert (tmp_path / "publish.json").exists()
