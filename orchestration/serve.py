@@ -68,7 +68,11 @@ def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, 
         shutil.copyfile(serve_path, next_path)
     con.execute(f"ATTACH '{next_path}' AS serve_next")
     try:
-        previous = _tables(con, "serve_next")
+        # Everything not carried over goes first, and a checkpoint frees its blocks for the new
+        # tables: the file then stays the size of one version, not two.
+        for name in _tables(con, "serve_next") - carried:
+            con.execute(f"DROP TABLE serve_next.main.{name}")
+        con.execute("CHECKPOINT serve_next")
         counts, days_written = {}, {}
         for name, (relation, key) in tables.items():
             target = f"serve_next.main.{name}"
@@ -76,13 +80,10 @@ def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, 
                 days_written[name] = _write_changed_days(
                     con, target, relation, key, daily[name], {day for logged_relation, day, _ in logged if logged_relation == relation})
             else:
-                con.execute(f"DROP TABLE IF EXISTS {target}")
                 con.execute(f"CREATE TABLE {target} AS SELECT * FROM {relation} ORDER BY {key}")
                 if name in daily and logged is not None:
                     days_written[name] = con.execute(f"SELECT count(DISTINCT {daily[name]}) FROM {target}").fetchone()[0]
             counts[name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
-        for name in previous - set(tables):  # no longer served (or the manifest, written anew)
-            con.execute(f"DROP TABLE serve_next.main.{name}")
         # What this version holds: BI (and tests) can tell which publication they are reading.
         # days_written is set for a history table published while dbt logged its days: the next
         # publish may then carry its other days over.
