@@ -10,7 +10,8 @@ id_value, requested_at). Applying them:
      that carry history from run to run (stable ids, id changes, snapshots); drops the staging
      tables and the models that take in only what staging changed, so the next dbt run builds
      them from raw again.
-     The dbt models then no longer see the person, and the serve file is written anew.
+     The dbt models then no longer see the person, and the next serve file is written from an
+     empty file (orchestration/serve.py carries nothing over after an erasure).
 Landing calls `drop_erased` on every delivery, so a backfill that re-reads old source files
 cannot bring the person back."""
 
