@@ -117,8 +117,8 @@ def _logged_days(con: duckdb.DuckDBPyConnection) -> list[tuple] | None:
 
 def _carried_tables(con: duckdb.DuckDBPyConnection, serve_path: Path, history: dict[str, str]) -> set[str]:
     """The history tables (name -> warehouse relation) whose days the live version can pass on.
-    None without a live version, one that cannot be read, or an erasure applied since it was
-    published: the next version then starts from an empty file, so it holds no bytes of the erased.
+    No table without a live version, with one that cannot be read, or after an erasure applied
+    since it was published: the next version then starts from an empty file, so it holds no bytes of the erased.
     A table qualifies if the live version published it while dbt logged its days (a version from
     before the log may lack days written since) and it still has the warehouse's columns."""
     if not history or not serve_path.exists():
