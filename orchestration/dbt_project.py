@@ -19,6 +19,7 @@ import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
 
 from orchestration.settings import DBT_PROJECT_DIR, Settings
+from orchestration.warehouse import table_exists
 
 # The dbt installed beside this Python, so `.venv/bin/cdp` works without an activated venv.
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else (shutil.which("dbt") or "dbt")
@@ -124,9 +125,7 @@ def full_refresh_reason(stored: str | None, current: str, requested: bool) -> st
 
 def stored_rules_fingerprint(con) -> str | None:
     schema, table = RULES_TABLE
-    found = con.execute("select 1 from information_schema.tables where table_schema = ? and table_name = ?",
-                        [schema, table]).fetchone()
-    if not found:
+    if not table_exists(con, schema, table):
         return None
     row = con.execute(f"select fingerprint from {schema}.{table}").fetchone()
     return row[0] if row else None

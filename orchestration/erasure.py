@@ -26,6 +26,7 @@ import duckdb
 
 from orchestration.sources.catalog import Channel
 from orchestration.sources.rules import cleaned_text, lit, normalized_email, normalized_phone, q
+from orchestration.warehouse import table_exists
 
 ID_TYPES = ("email", "phone", "member_id")
 REQUEST_COLUMNS = ("request_id", "id_type", "id_value")
@@ -97,12 +98,6 @@ def _hmac(expr: str) -> str:
     return f"sha256((SELECT opad FROM private.hmac_key) || unhex(sha256((SELECT ipad FROM private.hmac_key) || encode({expr}))))"
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table]).fetchone()[0])
-
-
 def _normalized(id_type: str, expr: str) -> str:
     return {"email": normalized_email, "phone": normalized_phone, "member_id": cleaned_text}[id_type](expr)
 
@@ -131,7 +126,7 @@ def _json_field(column: str) -> str:
 def drop_erased(con: duckdb.DuckDBPyConnection, channel: Channel) -> int:
     """Remove erased people from a delivery being landed (_incoming); returns rows removed."""
     ensure_tables(con)
-    if not _exists(con, "private", "hmac_key") or not con.execute(
+    if not table_exists(con, "private", "hmac_key") or not con.execute(
             "SELECT EXISTS (SELECT 1 FROM private.erased_records) OR EXISTS (SELECT 1 FROM private.erased_keys)").fetchone()[0]:
         return 0
     before = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
@@ -167,15 +162,15 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
     con.execute("CREATE OR REPLACE TEMP TABLE _customers (request_id VARCHAR, customer_id VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE _identifiers AS SELECT request_id, id_type, id_value FROM _requested")
     con.execute("CREATE OR REPLACE TEMP TABLE _records (request_id VARCHAR, channel VARCHAR, record_id VARCHAR)")
-    if _exists(con, "intermediate", "int_customer_identifiers"):
+    if table_exists(con, "intermediate", "int_customer_identifiers"):
         con.execute("""INSERT INTO _customers SELECT DISTINCT r.request_id, i.customer_id
             FROM _requested r JOIN intermediate.int_customer_identifiers i USING (id_type, id_value)""")
         con.execute("""INSERT INTO _identifiers SELECT DISTINCT c.request_id, i.id_type, i.id_value
             FROM _customers c JOIN intermediate.int_customer_identifiers i USING (customer_id)""")
-    if _exists(con, "intermediate", "int_touchpoints_linked"):
+    if table_exists(con, "intermediate", "int_touchpoints_linked"):
         con.execute("""INSERT INTO _records SELECT DISTINCT c.request_id, t.source_channel, t.source_record_id
             FROM _customers c JOIN intermediate.int_touchpoints_linked t USING (customer_id)""")
-    if _exists(con, "intermediate", "int_identifiers_observed"):
+    if table_exists(con, "intermediate", "int_identifiers_observed"):
         con.execute("""INSERT INTO _records
             SELECT DISTINCT i.request_id, split_part(o.record_key, ':', 1), substr(o.record_key, strpos(o.record_key, ':') + 1)
             FROM _identifiers i JOIN intermediate.int_identifiers_observed o ON o.node = i.id_type || ':' || i.id_value""")
@@ -195,7 +190,7 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
     for channel in channels.values():
         table = q(channel.name)
         for schema, predicate in (("raw", erased_predicate(channel)), ("quarantine", erased_predicate(channel, _json_field))):
-            if _exists(con, schema, channel.name):
+            if table_exists(con, schema, channel.name):
                 deleted = con.execute(f"DELETE FROM {schema}.{table} WHERE {predicate}").fetchone()[0]
                 if deleted:
                     result.rows_deleted[f"{schema}.{channel.name}"] = int(deleted)
@@ -229,7 +224,7 @@ def _drop_restaged(con: duckdb.DuckDBPyConnection) -> list[str]:
         ORDER BY 1, 2""").fetchall()
     for schema, table in tables:
         con.execute(f"DROP TABLE {q(schema)}.{q(table)}")
-    if _exists(con, "audit", "restaged_drops"):
+    if table_exists(con, "audit", "restaged_drops"):
         con.execute("DELETE FROM audit.restaged_drops")
     return [f"{schema}.{table}" for schema, table in tables]
 

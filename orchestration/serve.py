@@ -22,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.warehouse import table_exists
+
 # name in the serve file -> (warehouse relation, ordering key). Only BI-safe marts belong here.
 SERVED_TABLES: dict[str, tuple[str, str]] = {
     "customers": ("marts.customers", "customer_id"),
@@ -110,7 +112,7 @@ def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, 
 def _logged_days(con: duckdb.DuckDBPyConnection) -> list[tuple] | None:
     """The (relation, day, written_at) rows of the history log, or None without a log (a
     warehouse dbt has not built yet, or built before it): history tables are then written whole."""
-    if not _exists(con, *HISTORY_LOG.split(".")):
+    if not table_exists(con, *HISTORY_LOG.split(".")):
         return None
     return con.execute(f"SELECT relation, day, written_at FROM {HISTORY_LOG}").fetchall()
 
@@ -141,14 +143,9 @@ def _carried_tables(con: duckdb.DuckDBPyConnection, serve_path: Path, history: d
 
 
 def _erased_since(con: duckdb.DuckDBPyConnection, published_at) -> bool:
-    if not _exists(con, "private", "erasure_log"):
+    if not table_exists(con, "private", "erasure_log"):
         return False
     return con.execute("SELECT count(*) > 0 FROM private.erasure_log WHERE applied_at >= ?", [published_at]).fetchone()[0]
-
-
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return con.execute("SELECT count(*) > 0 FROM information_schema.tables WHERE table_catalog = current_database() "
-                       "AND table_schema = ? AND table_name = ?", [schema, table]).fetchone()[0]
 
 
 def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
