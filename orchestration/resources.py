@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
-from orchestration.dbt_project import DBT_EXECUTABLE, dbt_project, export_profile_env
+from orchestration.dbt_project import DBT_EXECUTABLE, PipelineDbtCliResource, dbt_project, export_profile_env
 from orchestration.settings import Settings
 
 # Every asset that writes the warehouse declares this pool; dagster.yaml limits it to 1,
@@ -29,7 +28,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     return {
         "warehouse": DuckDBResource(database=str(settings.warehouse_path),
                                     connection_config={"memory_limit": settings.duckdb_memory_limit}),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": PipelineDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         "paths": PathsResource(
             data_dir=str(settings.data_dir),
             landing_dir=str(settings.landing_dir),

@@ -1,7 +1,14 @@
+import importlib.metadata
 import os
 from pathlib import Path
 
-from orchestration.dbt_project import AS_OF_ENV, as_of_env, as_of_from_tags, dbt_build_args, profile_env
+import dagster_dbt.core.resource
+from packaging import version
+
+from orchestration.dbt_project import (
+    AS_OF_ENV, DBT_EXECUTABLE, PipelineDbtCliResource, as_of_env, as_of_from_tags, dbt_build_args, dbt_project,
+    profile_env,
+)
 from orchestration.partitions import days_in_range
 from orchestration.settings import Settings
 
@@ -59,3 +66,18 @@ def test_days_in_range_is_inclusive_and_crosses_months():
 def test_days_in_range_rejects_a_reversed_range():
     with pytest.raises(ValueError, match="before it starts"):
         days_in_range("2026-03-02", "2026-03-01")
+
+
+def test_the_dbt_resource_runs_dbt_without_asking_its_version_or_building_an_adapter(monkeypatch, tmp_path):
+    def no_subprocess(command, *args, **kwargs):
+        raise AssertionError(f"ran {command}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_subprocess)
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path))
+    for name, value in profile_env(Settings.from_env()).items():
+        monkeypatch.setenv(name, value)
+    resource = PipelineDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    invocation = resource.cli(["parse", "--quiet"], target_path=tmp_path / "target").wait()
+    assert invocation.is_successful()
+    assert invocation.adapter is None
+    assert resource._cli_version == version.parse(importlib.metadata.version("dbt-core"))
