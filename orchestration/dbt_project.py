@@ -25,7 +25,8 @@ from orchestration.settings import DBT_PROJECT_DIR, Settings
 from orchestration.warehouse import table_exists
 
 # The dbt installed beside this Python, so `.venv/bin/cdp` works without an activated venv.
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else (shutil.which("dbt") or "dbt")
+_VENV_DBT = Path(sys.executable).with_name("dbt")
+DBT_EXECUTABLE = str(_VENV_DBT) if _VENV_DBT.exists() else (shutil.which("dbt") or "dbt")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -38,12 +39,13 @@ class PipelineDbtCliResource(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        if self.dbt_executable == str(Path(sys.executable).with_name("dbt")):
+        if self.dbt_executable == str(_VENV_DBT):
             return version.parse(importlib.metadata.version("dbt-core"))
         return DbtCliResource._cli_version.func(self)  # a dbt from elsewhere: ask it
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
         return None
+
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
