@@ -182,10 +182,13 @@ ASSET_EVENTS = ("ASSET_MATERIALIZATION", "ASSET_MATERIALIZATION_PLANNED")
 def step_timings(instance, run_id: str) -> tuple[list[dict], int]:
     """Wall seconds per step of a finished run, from its event log, and how many asset events
     (planned: one per asset, or per asset partition for a single day; materialised: one per asset
-    partition) the run wrote."""
+    partition) the run wrote. Checks judged inside an asset's own step (an ingest load's) count as
+    checks by the seconds its materialisation records; they have no span of their own."""
     import dagster as dg
 
-    starts, ends, materialised, checked = {}, {}, set(), set()
+    from orchestration.assets.ingest import CHECKS_SECONDS
+
+    starts, ends, materialised, checked, in_step = {}, {}, set(), set(), {}
     asset_events = 0
     for record in instance.all_logs(run_id):
         event = record.dagster_event
@@ -200,11 +203,22 @@ def step_timings(instance, run_id: str) -> tuple[list[dict], int]:
             ends[event.step_key] = record.timestamp
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialised.add(event.step_key)
+            # Every partition's event of a step carries the step's one figure.
+            judged = event.event_specific_data.materialization.metadata.get(CHECKS_SECONDS)
+            if judged is not None:
+                in_step[event.step_key] = float(judged.value)
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             checked.add(event.step_key)
-    return [{"step": key, "stage": stage_of(key, key in checked and key not in materialised),
-             "seconds": ends[key] - starts[key], "span": (starts[key], ends[key])}
-            for key in starts if key in ends], asset_events
+    steps = []
+    for key in starts:
+        if key not in ends:
+            continue
+        judged = min(in_step.get(key, 0.0), ends[key] - starts[key])
+        steps.append({"step": key, "stage": stage_of(key, key in checked and key not in materialised),
+                      "seconds": ends[key] - starts[key] - judged, "span": (starts[key], ends[key])})
+        if judged:
+            steps.append({"step": key, "stage": "checks", "seconds": judged, "span": None})
+    return steps, asset_events
 
 
 def stage_peaks(samples: list[tuple[float, int]], spans: dict[str, list[tuple[float, float]]]) -> dict[str, int]:
@@ -418,7 +432,8 @@ def _stages(instance, run_id: str, warehouse: Path, wall: float,
     nodes = _dbt_nodes(run_id)
     spans: dict[str, list[tuple[float, float]]] = {}
     for step in steps:
-        spans.setdefault(step["stage"], []).append(step["span"])
+        if step["span"]:
+            spans.setdefault(step["stage"], []).append(step["span"])
     for node in nodes:
         spans.setdefault(dbt_layer(node["unique_id"], node["resource_type"]), []).append(node["span"])
     peaks = stage_peaks(samples, spans)

@@ -11,7 +11,7 @@ dbt_project.prepare_if_dev()
 prepare_manifest()  # outside `dagster dev` the manifest must exist before the dbt assets load
 
 from orchestration.assets.dbt import cdp_dbt_models  # noqa: E402
-from orchestration.assets.ingest import ingest_assets, ingest_checks  # noqa: E402
+from orchestration.assets.ingest import ingest_assets  # noqa: E402
 from orchestration.assets.ml import ml_assets, ml_checks  # noqa: E402
 from orchestration.assets.privacy import erased_records, hmac_key  # noqa: E402
 from orchestration.assets.publish import bi_serve_file  # noqa: E402
@@ -28,7 +28,7 @@ from orchestration.sensors import landing_sensor, run_failure_alert  # noqa: E40
 
 defs = dg.Definitions(
     assets=[*ingest_assets, hmac_key, erased_records, cdp_dbt_models, identity_accuracy, *ml_assets, bi_serve_file],
-    asset_checks=[*ingest_checks, *quality_checks, *ml_checks],
+    asset_checks=[*quality_checks, *ml_checks],
     jobs=[daily_refresh_job, orders_only_job, weekly_retrain_job],
     schedules=[daily_refresh_schedule, weekly_retrain_schedule],
     sensors=[landing_sensor, run_failure_alert],

@@ -48,3 +48,31 @@ def test_a_delivery_mostly_sent_to_quarantine_fails_the_acceptance_check():
 def test_acceptance_is_not_judged_on_a_handful_of_rows_or_an_empty_day():
     assert acceptance_verdict(accepted=0, quarantined=4, day=DAY, rules=RULES).passed
     assert acceptance_verdict(accepted=0, quarantined=0, day=DAY, rules=RULES).passed
+
+
+def test_a_load_step_judges_its_newest_day_from_raw_and_quarantine():
+    import dagster as dg
+    import duckdb
+
+    from orchestration.assets.ingest import DELIVERY, delivery_checks
+    from orchestration.partitions import daily_partitions
+
+    first = daily_partitions.get_first_partition_window().start.date()
+    day = first + timedelta(days=DELIVERY.baseline_days + 3)
+    con = duckdb.connect()
+    for schema in ("raw", "quarantine"):
+        con.execute(f"create schema {schema}; create table {schema}.shop (_partition_date date)")
+    con.execute("insert into raw.shop select ?::date - (1 + i // 100)::int from range(1000) t(i)", [day])
+    # The newest day: a retyped column sent 90 of its 100 rows to quarantine.
+    con.execute("insert into raw.shop select ?::date from range(10)", [day])
+    con.execute("insert into quarantine.shop select ?::date from range(90)", [day])
+    results = {r.check_name: r for r in delivery_checks(con, "shop", day)}
+    assert set(results) == {"delivers_expected_volume", "mostly_accepted", "is_fresh"}
+    assert results["delivers_expected_volume"].passed and results["is_fresh"].passed
+    assert not results["mostly_accepted"].passed
+    assert results["mostly_accepted"].severity == dg.AssetCheckSeverity.ERROR
+    assert results["is_fresh"].severity == dg.AssetCheckSeverity.WARN
+    # A day after with nothing delivered: too little volume, and stale after stale_after_days.
+    later = day + timedelta(days=DELIVERY.stale_after_days + 1)
+    results = {r.check_name: r for r in delivery_checks(con, "shop", later)}
+    assert not results["delivers_expected_volume"].passed and not results["is_fresh"].passed
