@@ -44,13 +44,17 @@ def gx_checks(name: str, checks: list[GxCheck]) -> dg.AssetChecksDefinition:
     )
     def _checks(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
         selected = [c for c in checks if c.key in context.selected_asset_check_keys]
-        with warehouse.get_connection() as con:
-            fetched = [(c, con.execute(c.sql, c.params(context)).df(), c.extra_metadata(con)) for c in selected]
-        for check, frame, extra in fetched:
+        for check in selected:
+            # One suite's rows in memory at a time (at a million customers a mart's frame is
+            # hundreds of MiB), and the warehouse is not held while Great Expectations judges them.
+            with warehouse.get_connection() as con:
+                frame = con.execute(check.sql, check.params(context)).df()
+                extra = check.extra_metadata(con)
             result = validate_frame(frame, check.suite.__name__, check.suite())
+            del frame
             yield dg.AssetCheckResult(
                 asset_key=check.asset, check_name=check.key.name,
-                passed=result.success and (len(frame) > 0 or not check.require_rows),
+                passed=result.success and (result.rows > 0 or not check.require_rows),
                 metadata={**result.metadata(), **extra},
             )
 
