@@ -32,23 +32,6 @@
     case when {{ id_type }} is not null and {{ blocklist_reason(id_type, id_type) }} is null then '{{ id_type }}:' || {{ id_type }} end
 {%- endmacro %}
 
-{# An identity node's join key (int_identifiers_observed.node_key, anchor_key). On DuckDB a 128-bit
-   MD5 number: the identity models filter and group tens of millions of identifier rows by node,
-   and a fixed-width number scans and compares several times faster than the `<type>:<value>`
-   text. With 128 bits the chance that any two of 20 million nodes share a key is about 1e-24,
-   as for any MD5 surrogate key. Elsewhere the node itself. #}
-{% macro node_key(expr) -%}
-    {{ return(adapter.dispatch('node_key', 'cdp')(expr)) }}
-{%- endmacro %}
-
-{% macro default__node_key(expr) -%}
-    {{ expr }}
-{%- endmacro %}
-
-{% macro duckdb__node_key(expr) -%}
-    md5_number({{ expr }})
-{%- endmacro %}
-
 {% macro mask_email(expr) -%}
     case when {{ expr }} is not null then
         substr({{ expr }}, 1, 1) || '***' || substr({{ expr }}, {{ dbt.position("'@'", expr) }})

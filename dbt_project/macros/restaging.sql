@@ -109,10 +109,10 @@
     select source_key from {{ ref('int_touchpoints_unioned') }} where _restaged_at > {{ since }}
     union
     select source_key from {{ ref('int_identifiers_observed') }}
-    where node_key in (
-        select {{ node_key('node') }} from {{ ref(node_model) }} where _restaged_at > {{ since }}
+    where node in (
+        select node from {{ ref(node_model) }} where _restaged_at > {{ since }}
         union
-        select {{ node_key('record_id') }} from ({{ dropped_since(node_model, since) }}) as dropped
+        select record_id from ({{ dropped_since(node_model, since) }}) as dropped
     )
 {%- endmacro %}
 

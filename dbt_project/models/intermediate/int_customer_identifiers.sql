@@ -13,6 +13,6 @@ select distinct
     observed.id_type,
     observed.id_value
 from {{ ref('int_identifiers_observed') }} as observed
-inner join {{ ref('int_identifiers_shared') }} as shared on observed.node_key = shared.node_key
+inner join {{ ref('int_identifiers_shared') }} as shared on observed.node = shared.node
 inner join {{ ref('int_touchpoints_linked') }} as linked on observed.record_key = linked.record_key
 where linked.customer_id is not null

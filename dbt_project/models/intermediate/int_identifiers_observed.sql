@@ -3,16 +3,14 @@
 -- Each row also carries what the guards and edges need to know about its record: when and on
 -- which channel it happened, its anchor (highest-priority identifier) and its identifiers of the
 -- types the limit guard counts. Written once with the record, they spare the daily guards and
--- edges a join or window over every identifier row in history. `node_key` and `anchor_key` are
--- the node and anchor as join keys (macro node_key): the identity models filter and group these
--- rows by them, not by the text.
+-- edges a join or window over every identifier row in history.
 -- Incremental: a daily run takes in the touchpoints rewritten or dropped since its last.
 {{ config(**absorbing_config()) }}
 {% set types = identity_types() %}
 {% set counted = var('identity')['max_per_profile'] %}
 {#- A table from before the record columns existed is rewritten whole once: the guards and edges
     need them on every row. #}
-{% set record_columns = ['record_anchor', 'node_key', 'anchor_key'] %}
+{% set record_columns = ['record_anchor'] %}
 {% for id_type in counted %}{% do record_columns.append('record_' ~ id_type ~ '_node') %}{% endfor %}
 {% set since = absorbed_until(record_columns) %}
 
@@ -61,11 +59,7 @@ identifier_rows as (
     ) as id_types (id_type, id_priority)
 )
 
-select
-    *,
-    {{ node_key('node') }} as node_key,
-    {{ node_key('record_anchor') }} as anchor_key,
-    {{ restage_stamp() }} as _restaged_at
+select *, {{ restage_stamp() }} as _restaged_at
 from identifier_rows
 where node is not null
 {%- if since %}

@@ -10,7 +10,7 @@
 -- run judges just those again, over all their records, writes the guards that started or now
 -- read differently, and deletes (and logs) the guards that stopped.
 {{ config(**absorbing_config(logged=true, key='node')) }}
-{% set incremental = restaging_columns_present(['node', 'node_key', '_restaged_at']) %}
+{% set incremental = restaging_columns_present(['node', '_restaged_at']) %}
 {% set identity = var('identity') %}
 {% set limits = identity['max_per_profile'] %}
 {% set str = dbt.type_string() %}
@@ -18,9 +18,9 @@
 with
 {%- if incremental %}
 candidates as (
-    select node_key from {{ ref('int_identifiers_observed') }} where _restaged_at > {{ newest_in_this('_restaged_at') }}
+    select node from {{ ref('int_identifiers_observed') }} where _restaged_at > {{ newest_in_this('_restaged_at') }}
     union
-    select node_key from {{ this }}
+    select node from {{ this }}
 ),
 {%- endif %}
 
@@ -38,7 +38,7 @@ judged as (
         occurred_at
     from {{ ref('int_identifiers_observed') }}
     {%- if incremental %}
-    where node_key in (select node_key from candidates)
+    where node in (select node from candidates)
     {%- endif %}
 ),
 
@@ -100,11 +100,9 @@ guarded as (
     select node, id_type, guard, reason from too_frequent
 ),
 
--- With the node's join key (macro node_key), which the models downstream filter by.
 fired as (
     select
         node,
-        {{ node_key('node') }} as node_key,
         id_type,
         min(guard) as guard,
         min(reason) as reason,

@@ -11,38 +11,32 @@
 {% set incremental = restaging_columns_present(['node_from', '_restaged_at']) %}
 
 with shared as (
-    select node_key from {{ ref('int_identifiers_shared') }}
+    select node from {{ ref('int_identifiers_shared') }}
 ),
 
 anchored as (
-    select observed.node, observed.node_key, observed.record_anchor as anchor, observed.anchor_key
+    select observed.node, observed.record_anchor as anchor
     from {{ ref('int_identifiers_observed') }} as observed
-    left join shared as shared_node on observed.node_key = shared_node.node_key
-    left join shared as shared_anchor on observed.anchor_key = shared_anchor.node_key
-    where shared_node.node_key is null and shared_anchor.node_key is null
+    left join shared as shared_node on observed.node = shared_node.node
+    left join shared as shared_anchor on observed.record_anchor = shared_anchor.node
+    where shared_node.node is null and shared_anchor.node is null
     union all
-    select
-        node,
-        node_key,
-        min_by(node, id_priority) over (partition by record_key) as anchor,
-        min_by(node_key, id_priority) over (partition by record_key) as anchor_key
+    select node, min_by(node, id_priority) over (partition by record_key) as anchor
     from (
-        select observed.node, observed.node_key, observed.id_priority, observed.record_key
+        select observed.node, observed.id_priority, observed.record_key
         from {{ ref('int_identifiers_observed') }} as observed
-        left join shared on observed.node_key = shared.node_key
-        where shared.node_key is null
-          and observed.anchor_key in (select node_key from shared)
+        left join shared on observed.node = shared.node
+        where shared.node is null
+          and observed.record_anchor in (select node from shared)
     ) as reanchored
 ),
 
--- Grouped by the keys, which stand one to one for the nodes: the text only rides along.
 links as (
-    select
-        {{ dbt.any_value("anchor") }} as node_from,
-        {{ dbt.any_value("node") }} as node_to,
+    select distinct
+        anchor as node_from,
+        node as node_to,
         {{ restage_stamp() }} as _restaged_at
     from anchored
-    group by anchor_key, node_key
 )
 
 {% if incremental -%}

@@ -34,11 +34,11 @@ blocklisted as (
 -- The guarded identifiers, and on an incremental run also those whose guard changed since
 -- (written, or dropped with no guard left): one pass over the identifier rows finds both.
 watched as (
-    select node_key, guard, reason, {% if since %}_restaged_at > {{ since }}{% else %}false{% endif %} as guard_changed
+    select node, guard, reason, {% if since %}_restaged_at > {{ since }}{% else %}false{% endif %} as guard_changed
     from {{ ref('int_identifiers_shared') }}
     {%- if since %}
     union all
-    select {{ node_key('record_id') }}, null as guard, null as reason, true as guard_changed
+    select record_id as node, null as guard, null as reason, true as guard_changed
     from ({{ dropped_since('int_identifiers_shared', since) }}) as dropped
     {%- endif %}
 ),
@@ -53,7 +53,7 @@ observed_watched as (
         watched.guard_changed,
         observed.source_key
     from {{ ref('int_identifiers_observed') }} as observed
-    inner join watched on observed.node_key = watched.node_key
+    inner join watched on observed.node = watched.node
 ),
 
 {%- if since %}

@@ -41,7 +41,7 @@ record_customer as (
     select observed.record_key, min(identifiers.customer_id) as customer_id
     from {{ ref('int_identifiers_observed') }} as observed
     inner join {{ ref('int_identifier_customers') }} as identifiers on observed.node = identifiers.node
-    where observed.anchor_key in (select node_key from {{ ref('int_identifiers_shared') }})
+    where observed.record_anchor in (select node from {{ ref('int_identifiers_shared') }})
     group by observed.record_key
 {%- endif %}
 )
