@@ -95,3 +95,17 @@
     {%- endfor -%}
     {{ return(dbt.default__get_empty_schema_sql(translated)) }}
 {%- endmacro %}
+
+{# `name as {{ cdp.inlined() }} (...)`: a CTE that several parts of a query read. DuckDB would
+   materialise it, a copy of every row and column it selects (at a million customers, tens of
+   millions of touchpoints, spilled to disk); inlined, each reader's filter and columns reach the
+   table's scan. Other engines keep their own default. #}
+{% macro inlined() -%}
+    {{ return(adapter.dispatch('inlined', 'cdp')()) }}
+{%- endmacro %}
+
+{% macro default__inlined() -%}{%- endmacro %}
+
+{% macro duckdb__inlined() -%}
+    not materialized
+{%- endmacro %}

@@ -2,7 +2,7 @@
 -- activity by channel, purchases, service contacts and consent. The value marts read this, and
 -- `customers` adds their tags, so tags never feed back into their own inputs.
 -- No clear-text personal data: contact values appear only as keyed hashes and masked.
-with linked as (
+with linked as {{ inlined() }} (
     select * from {{ ref('int_touchpoints_linked') }} where customer_id is not null
 ),
 

@@ -8,7 +8,7 @@
 {{ config(**absorbing_config()) }}
 {% set since = absorbed_until() %}
 
-with touchpoints as (
+with touchpoints as {{ inlined() }} (
     select * from {{ ref('int_touchpoints_unioned') }}
     {%- if since %}
     where _restaged_at > {{ since }}

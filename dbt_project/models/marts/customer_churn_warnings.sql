@@ -28,7 +28,7 @@ customers as (
     where profiles.first_seen_at is null or cast(profiles.first_seen_at as date) <= windows.as_of_date
 ),
 
-linked as (
+linked as {{ inlined() }} (
     select record_key, source_channel, customer_id, touch_type, occurred_at
     from {{ ref('int_touchpoints_linked') }}
     where customer_id is not null
