@@ -1,7 +1,8 @@
 -- One row per customer per identifier: the bridge from customers to matching keys. A usable
 -- identifier belongs to its component's customer, read per identifier rather than by joining
 -- every record's identifiers to every record. An identifier a guard stopped from linking belongs
--- to the customers of the records that hold it; there are few of those.
+-- to the customers of the records that hold it: the guard audit already lists those records, so
+-- this reads its few rows instead of every record's identifiers.
 select customer_id, id_type, id_value
 from {{ ref('int_identifier_customers') }}
 where customer_id is not null
@@ -10,9 +11,10 @@ union all
 
 select distinct
     linked.customer_id,
-    observed.id_type,
-    observed.id_value
-from {{ ref('int_identifiers_observed') }} as observed
-inner join {{ ref('int_identifiers_shared') }} as shared on observed.node = shared.node
-inner join {{ ref('int_touchpoints_linked') }} as linked on observed.record_key = linked.record_key
-where linked.customer_id is not null
+    dropped.id_type,
+    -- A node is "<id_type>:<value>".
+    substring(dropped.node, length(dropped.id_type) + 2) as id_value
+from {{ ref('int_identity_links_dropped') }} as dropped
+inner join {{ ref('int_touchpoints_linked') }} as linked on dropped.record_key = linked.record_key
+-- Placeholders (the blocklist) are no one's identifiers.
+where dropped.guard <> 'blocklist' and linked.customer_id is not null
