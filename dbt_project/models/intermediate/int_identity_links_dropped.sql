@@ -8,7 +8,9 @@
 {{ config(**absorbing_config()) }}
 {% set since = absorbed_until() %}
 
-with touchpoints as {{ inlined() }} (
+-- A full build reads every touchpoint in each branch below rather than copying them all first;
+-- an increment's few touchpoints are worth copying once for the branches to read.
+with touchpoints as {{ inlined() if not since else '' }} (
     select * from {{ ref('int_touchpoints_unioned') }}
     {%- if since %}
     where _restaged_at > {{ since }}
