@@ -24,8 +24,9 @@ candidates as (
 ),
 {%- endif %}
 
--- The identifiers judged, over all their records: all of them, or the candidates.
-judged as (
+-- The identifiers judged, over all their records: all of them, or the candidates. Inlined, each
+-- count below reads only its own columns and rows of int_identifiers_observed.
+judged as {{ inlined() }} (
     select
         {%- for stronger_type in limits %}
         record_{{ stronger_type }}_node,
