@@ -17,7 +17,10 @@
   and the keys logged as dropped since. int_identifiers_shared judges again only the
   identifiers on records rewritten since and those it guarded before, and writes the guards
   that changed; int_identity_links_dropped rewrites the records holding those, and those
-  staging changed. int_identity_edges writes only the links that are new (and logs those gone);
+  staging changed. int_identity_edges computes the links of the records written since, and
+  all links of the identifiers that records rewritten or dropped since held before (the rows
+  int_identifiers_observed deletes are logged by node) or that sit on a record holding a guard
+  that changed, and writes those that are new (and logs those gone);
   int_identity_components labels again only the components holding an end of such a link.
   int_identifier_customers writes only the identifiers whose customer changed
   (and logs those no longer usable); int_touchpoints_linked rewrites the records staging
@@ -118,9 +121,12 @@
 
 {# The rows of CTE `rows` that are new or differ from this table's in `compared` columns, and a
    tombstone (the key only) for each key this table holds that `rows` no longer has: an identity
-   model computed in full that writes only what changed. `key` is a column or a list of them. #}
-{% macro changed_rows(rows, key, compared=[]) -%}
+   model computed in full that writes only what changed. `key` is a column or a list of them.
+   With `scope` (a condition on this table's rows), `rows` is complete only within that scope:
+   tombstones are written for the keys in scope alone. #}
+{% macro changed_rows(rows, key, compared=[], scope=none) -%}
     {%- set keys = [key] if key is string else key -%}
+    {%- set previous = this if not scope else '(select * from ' ~ this ~ ' where ' ~ scope ~ ')' -%}
     select {{ rows }}.*
     from {{ rows }}
     left join {{ this }} as previous on {% for k in keys %}{{ rows }}.{{ k }} = previous.{{ k }}{% if not loop.last %} and {% endif %}{% endfor %}
@@ -130,7 +136,7 @@
     {%- endfor %}
     union all by name
     select {% for k in keys %}previous.{{ k }}{% if not loop.last %}, {% endif %}{% endfor %}
-    from {{ this }} as previous
+    from {{ previous }} as previous
     left join {{ rows }} on {% for k in keys %}previous.{{ k }} = {{ rows }}.{{ k }}{% if not loop.last %} and {% endif %}{% endfor %}
     where {{ rows }}.{{ keys[0] }} is null
 {%- endmacro %}

@@ -549,6 +549,9 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
     con = duckdb.connect(str(restaged))
     try:
         changed = _redeliver(con)
+        dropped_record = f"web_events:{changed['web_events'][0]}"
+        dropped_nodes = sorted(node for (node,) in con.execute(
+            "select node from intermediate.int_identifiers_observed where source_key = ?", [dropped_record]).fetchall())
         counter_phone, placeholders = _counter_orders(con, copies=IDENTITY_MAX_ORDERS_PER_DAY)
     finally:
         con.close()
@@ -571,7 +574,12 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
         assert con.execute("select delivered_on from staging.stg_web__events where event_id = ?", [resent]).fetchone()[0] == last
         # The touchpoints took the change in as an increment: the drop reached them through the log.
         assert con.execute("select count(*) from audit.restaged_drops where model = 'int_touchpoints_unioned' and record_id = ?",
-                           [f"web_events:{dropped}"]).fetchone()[0] == 1
+                           [dropped_record]).fetchone()[0] == 1
+        # Its identifiers went to the log by node, for the links to be judged again.
+        assert dropped_nodes
+        assert sorted(node for (node,) in con.execute(
+            "select distinct record_id from audit.restaged_drops where model = 'int_identifiers_observed' and list_contains(?, record_id)",
+            [dropped_nodes]).fetchall()) == dropped_nodes
         # So did the linked records: the run rewrote some of them, not all.
         rewritten, total = con.execute("""select count(*) filter (where _restaged_at = (select max(_restaged_at)
             from intermediate.int_touchpoints_linked)), count(*) from intermediate.int_touchpoints_linked""").fetchone()

@@ -4,8 +4,10 @@
 -- which channel it happened, its anchor (highest-priority identifier) and its identifiers of the
 -- types the limit guard counts. Written once with the record, they spare the daily guards and
 -- edges a join or window over every identifier row in history.
--- Incremental: a daily run takes in the touchpoints rewritten or dropped since its last.
-{{ config(**absorbing_config()) }}
+-- Incremental: a daily run takes in the touchpoints rewritten or dropped since its last. The rows
+-- it deletes go to the drop log by node: int_identity_edges judges again the identifiers that a
+-- record held before.
+{{ config(**absorbing_config(logged='node')) }}
 {% set types = identity_types() %}
 {% set counted = var('identity')['max_per_profile'] %}
 {#- A table from before the record columns existed is rewritten whole once: the guards and edges
@@ -63,12 +65,13 @@ select *, {{ restage_stamp() }} as _restaged_at
 from identifier_rows
 where node is not null
 {%- if since %}
--- A tombstone for every rewritten or dropped record first deletes all of its rows: a record can
--- lose identifiers, and a CRM member profile versions.
+-- A tombstone for each row of a rewritten or dropped record first deletes all of its rows (a
+-- record can lose identifiers, and a CRM member profile versions), and names the row's node.
 union all by name
-select source_key from (
+select source_key, node from {{ this }}
+where source_key in (
     select source_key from touchpoints
     union
     select record_id from ({{ dropped_since('int_touchpoints_unioned', since) }}) as dropped
-) as tombstones
+)
 {%- endif %}
