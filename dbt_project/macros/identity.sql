@@ -32,6 +32,11 @@
     case when {{ id_type }} is not null and {{ blocklist_reason(id_type, id_type) }} is null then '{{ id_type }}:' || {{ id_type }} end
 {%- endmacro %}
 
+{# The value of a node (`<type>:<value>`), given its type (SQL expressions). #}
+{% macro node_value(node, id_type) -%}
+    substring({{ node }}, length({{ id_type }}) + 2)
+{%- endmacro %}
+
 {% macro mask_email(expr) -%}
     case when {{ expr }} is not null then
         substr({{ expr }}, 1, 1) || '***' || substr({{ expr }}, {{ dbt.position("'@'", expr) }})

@@ -141,6 +141,12 @@
     where {{ rows }}.{{ keys[0] }} is null
 {%- endmacro %}
 
+{# True (SQL) when `model` was rebuilt whole since `since` (a new column, or run alone with
+   --full-refresh): it logged no drops, so a model reading its drops judges everything again. #}
+{% macro rebuilt_since(model, since) -%}
+    (select min(_restaged_at) from {{ ref(model) }}) > {{ since }}
+{%- endmacro %}
+
 {# Keys `model` dropped since `since` (a SQL timestamp expression), as `record_id`. #}
 {% macro dropped_since(model, since) -%}
     select record_id from audit.restaged_drops where model = '{{ model }}' and dropped_at > {{ since }}

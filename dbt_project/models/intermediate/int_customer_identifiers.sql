@@ -12,8 +12,7 @@ union all
 select distinct
     linked.customer_id,
     dropped.id_type,
-    -- A node is "<id_type>:<value>".
-    substring(dropped.node, length(dropped.id_type) + 2) as id_value
+    {{ node_value('dropped.node', 'dropped.id_type') }} as id_value
 from {{ ref('int_identity_links_dropped') }} as dropped
 inner join {{ ref('int_touchpoints_linked') }} as linked on dropped.record_key = linked.record_key
 -- Placeholders (the blocklist) are no one's identifiers.

@@ -23,7 +23,7 @@ identifiers as (
     select
         nodes.node,
         {{ type_expr }} as id_type,
-        substring(nodes.node, length({{ type_expr }}) + 2) as id_value,
+        {{ node_value('nodes.node', type_expr) }} as id_value,
         case when components.is_known then assigned.customer_id end as customer_id
     from {{ ref('int_identity_components') }} as nodes
     inner join components on nodes.component = components.component

@@ -26,8 +26,8 @@ relabelled as {{ cte_materialized() }} (
     union
     select node from {{ this }}
     where component in (select previous.component from {{ this }} as previous inner join touched on previous.node = touched.node)
-    -- Links rebuilt whole since (edges alone run with --full-refresh) log no drops: label all again.
-       or (select min(_restaged_at) from {{ ref('int_identity_edges') }}) > {{ since }}
+    -- Links rebuilt whole since logged no drops: label all again.
+       or {{ rebuilt_since('int_identity_edges', since) }}
 ),
 {%- endif %}
 

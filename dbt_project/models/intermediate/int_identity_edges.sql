@@ -13,11 +13,10 @@
 {% set present = restaging_columns_present(['node_from', '_restaged_at']) %}
 {% set incremental = present %}
 {%- if present and execute %}
-    {#- An input rebuilt whole since (a new column, or run alone with --full-refresh) logged no
-        drops: every link is judged again. #}
+    {#- An input rebuilt whole since logged no drops: every link is judged again. #}
     {%- set rebuilt = run_query(
-        "select coalesce((select min(_restaged_at) from " ~ ref('int_identifiers_observed') ~ ") > " ~ since
-        ~ " or (select min(_restaged_at) from " ~ ref('int_identifiers_shared') ~ ") > " ~ since ~ ", false)"
+        "select coalesce(" ~ rebuilt_since('int_identifiers_observed', since)
+        ~ " or " ~ rebuilt_since('int_identifiers_shared', since) ~ ", false)"
     ).columns[0].values()[0] %}
     {%- set incremental = not rebuilt %}
 {%- endif %}
