@@ -216,7 +216,8 @@ def _drop_restaged(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Drop the tables that take in only what changed since their last build: staging, and the
     models downstream that carry `_restaged_at` (dbt_project/macros/restaging.sql). They would
     keep the erased rows; dropped, they are built from raw in full on the next run, so the log
-    of dropped keys that tells them what to delete is emptied too."""
+    of dropped keys that tells them what to delete, and the marks of the runs they took in, are
+    emptied too."""
     tables = con.execute("""SELECT table_schema, table_name FROM information_schema.tables t
         WHERE table_type = 'BASE TABLE' AND table_schema NOT LIKE 'temp%'
           AND (table_schema = 'staging' OR EXISTS (SELECT 1 FROM information_schema.columns c
@@ -224,8 +225,9 @@ def _drop_restaged(con: duckdb.DuckDBPyConnection) -> list[str]:
         ORDER BY 1, 2""").fetchall()
     for schema, table in tables:
         con.execute(f"DROP TABLE {q(schema)}.{q(table)}")
-    if table_exists(con, "audit", "restaged_drops"):
-        con.execute("DELETE FROM audit.restaged_drops")
+    for log in ("restaged_drops", "absorbed"):
+        if table_exists(con, "audit", log):
+            con.execute(f"DELETE FROM audit.{log}")
     return [f"{schema}.{table}" for schema, table in tables]
 
 

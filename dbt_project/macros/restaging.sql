@@ -12,9 +12,10 @@
   (audit.restaged_drops).
 
   Downstream, int_touchpoints_unioned and int_identifiers_observed take in the same way only
-  the rows written upstream since their own last write (every row carries the run that wrote
-  it, `_restaged_at`, dbt's run start: a later run's rows are newer than any write before it)
-  and the keys logged as dropped since. int_identifiers_shared judges again only the
+  the rows written upstream since their own last run (every row carries the run that wrote
+  it, `_restaged_at`, dbt's run start: a later run's rows are newer than any write before it;
+  each run of these models is marked in audit.absorbed, so one that wrote nothing new does not
+  take the same rows in again) and the keys logged as dropped since. int_identifiers_shared judges again only the
   identifiers on records rewritten since and those it guarded before, and writes the guards
   that changed; int_identity_links_dropped rewrites the records holding those, and those
   staging changed. int_identity_edges computes the links of the records written since, and
@@ -77,17 +78,36 @@
             'incremental_strategy': 'delete+insert',
             'unique_key': key,
             'on_schema_change': 'append_new_columns',
-            'post_hook': tombstone_hooks('_restaged_at is null', logged_key=logged_key),
+            'post_hook': tombstone_hooks('_restaged_at is null', logged_key=logged_key) + absorbed_hooks(),
         }) -%}
     {%- endif -%}
     {%- do return({'materialized': 'table'}) -%}
 {% endmacro %}
 
-{# The newest `_restaged_at` this model holds (SQL), or none when the run builds it in full:
-   also when the table lacks any of `columns`, which the model's newer code writes. #}
+{# Post-hooks marking the run as taken in by this model (audit.absorbed), in the write's own
+   transaction: a run that writes nothing new has still taken in everything upstream wrote and
+   dropped before it, and its next run starts from there, not from its newest row. #}
+{% macro absorbed_hooks() %}
+    {%- do return([
+        "delete from audit.absorbed where model = '{{ this.identifier }}'",
+        "insert into audit.absorbed values ('{{ this.identifier }}', {{ restage_stamp() }})",
+    ]) -%}
+{% endmacro %}
+
+{# Since when `relation` (default: this model) has yet to take in upstream rows and drops (SQL):
+   its last run's mark, or its newest `_restaged_at` (a table built before the marks). #}
+{% macro absorbed_since(relation=none) %}
+    {%- set relation = relation or this -%}
+    {%- do return("greatest((select coalesce(max(_restaged_at), timestamp '1900-01-01') from " ~ relation ~ "), "
+        ~ "(select coalesce(max(absorbed_until), timestamp '1900-01-01') from audit.absorbed where model = '"
+        ~ relation.identifier ~ "'))") -%}
+{% endmacro %}
+
+{# `absorbed_since()`, or none when the run builds the model in full: also when the table lacks
+   any of `columns`, which the model's newer code writes. #}
 {% macro absorbed_until(columns=[]) %}
     {%- if restaging_columns_present(['source_key', '_restaged_at'] + columns) -%}
-        {%- do return(newest_in_this('_restaged_at')) -%}
+        {%- do return(absorbed_since()) -%}
     {%- endif -%}
     {%- do return(none) -%}
 {% endmacro %}
@@ -97,13 +117,43 @@
     {%- do return("(select coalesce(max(" ~ column ~ "), timestamp '1900-01-01') from " ~ this ~ ")") -%}
 {% endmacro %}
 
-{# The drop log, made by `on-run-start` (dbt_project.yml): models running in parallel could not
-   all create it. #}
-{% macro create_drop_log() %}
+{# The drop log and the marks of the runs each model took in, made by `on-run-start`
+   (dbt_project.yml): models running in parallel could not all create them. #}
+{% macro create_restaging_logs() %}
     {%- if target.type == 'duckdb' -%}
     create schema if not exists audit;
-    create table if not exists audit.restaged_drops (model varchar, record_id varchar, dropped_at timestamp)
+    create table if not exists audit.restaged_drops (model varchar, record_id varchar, dropped_at timestamp);
+    create table if not exists audit.absorbed (model varchar, absorbed_until timestamp)
     {%- endif -%}
+{% endmacro %}
+
+{# On run end: removes the drops every reader of the log has taken in (`absorbed_since`), but
+   the last run's (kept to inspect). The readers are the incremental models downstream of
+   staging that have `_restaged_at` (a model without its table, or without the column, builds
+   in full and needs no drops). #}
+{% macro prune_drop_log() %}
+    {%- if target.type != 'duckdb' or not execute -%}
+        {%- do return('') -%}
+    {%- endif -%}
+    {%- set newest = [] -%}
+    {%- for node in graph.nodes.values()
+            if node.resource_type == 'model' and node.config.materialized == 'incremental'
+            and 'staging' not in node.fqn -%}
+        {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias) -%}
+        {%- if relation and '_restaged_at' in (adapter.get_columns_in_relation(relation) | map(attribute='name') | list) -%}
+            {%- do newest.append(absorbed_since(relation)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if newest -%}
+        {#- Run here and committed: the column lookups above opened a transaction that the hook's
+            own SQL would run in, and dbt rolls it back after the last hook. #}
+        {%- call statement('prune_drop_log', fetch_result=True) -%}
+            delete from audit.restaged_drops where dropped_at < least({{ newest | join(', ') }})
+        {%- endcall -%}
+        {%- do adapter.commit() -%}
+        {%- do log('drop log: ' ~ load_result('prune_drop_log')['table'].columns[0].values()[0] ~ ' keys taken in by every reader removed', info=true) -%}
+    {%- endif -%}
+    {%- do return('') -%}
 {% endmacro %}
 
 {# The staging records (`source_key`) to rewrite since `since`: those staging rewrote, and those

@@ -606,6 +606,19 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
     _build_restaged(rebuilt, tmp_path / "target", "--full-refresh")
     assert _restaged_checksums(restaged) == _restaged_checksums(rebuilt)
     assert not _guarded(restaged, counter_phone)
+    # Every model took the last run in, the guards too though they only deleted a row; so the
+    # drop log keeps only that run's drops (to inspect), not the first increment's.
+    con = duckdb.connect(str(restaged), read_only=True)
+    try:
+        last_run, = con.execute("select max(_restaged_at) from intermediate.int_touchpoints_unioned").fetchone()
+        newest_guard, = con.execute("select max(_restaged_at) from intermediate.int_identifiers_shared").fetchone()
+        assert newest_guard < last_run
+        marks = dict(con.execute("select model, absorbed_until from audit.absorbed").fetchall())
+        assert marks["int_identifiers_shared"] == last_run, marks
+        assert con.execute("select count(*) from audit.restaged_drops where dropped_at < ?", [last_run]).fetchone()[0] == 0
+        assert con.execute("select count(*) from audit.restaged_drops where dropped_at = ?", [last_run]).fetchone()[0] > 0
+    finally:
+        con.close()
 
 
 def test_identifiers_from_before_the_record_columns_are_rewritten_whole(two_runs, tmp_path):

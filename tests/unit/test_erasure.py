@@ -65,13 +65,16 @@ def test_applying_a_request_drops_the_incremental_tables_so_they_are_rebuilt_fro
     con.execute("CREATE SCHEMA audit")
     con.execute("CREATE TABLE audit.restaged_drops (model VARCHAR, record_id VARCHAR, dropped_at TIMESTAMP)")
     con.execute("INSERT INTO audit.restaged_drops VALUES ('stg_shop__orders', 'O0', now()::timestamp)")
+    con.execute("CREATE TABLE audit.absorbed (model VARCHAR, absorbed_until TIMESTAMP)")
+    con.execute("INSERT INTO audit.absorbed VALUES ('int_touchpoints_unioned', now()::timestamp)")
     result = apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)])
     assert result.tables_dropped == ["intermediate.int_touchpoints_unioned", "staging.stg_shop__orders"]
     assert [t for (t,) in con.execute(
         "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema <> 'private' ORDER BY 1"
     ).fetchall()] == [
-        "audit.restaged_drops", "intermediate.int_customer_profiles", "staging.v"]
+        "audit.absorbed", "audit.restaged_drops", "intermediate.int_customer_profiles", "staging.v"]
     assert con.execute("SELECT count(*) FROM audit.restaged_drops").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM audit.absorbed").fetchone()[0] == 0
     # Nothing pending: nothing dropped.
     con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR)")
     assert apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)]).tables_dropped == []

@@ -18,7 +18,7 @@
 with
 {%- if incremental %}
 candidates as (
-    select node from {{ ref('int_identifiers_observed') }} where _restaged_at > {{ newest_in_this('_restaged_at') }}
+    select node from {{ ref('int_identifiers_observed') }} where _restaged_at > {{ absorbed_since() }}
     union
     select node from {{ this }}
 ),

@@ -8,7 +8,7 @@
 {{ config(**absorbing_config(key='node')) }}
 {% set passes = var('identity')['max_iterations'] %}
 {% set incremental = restaging_columns_present(['node', '_restaged_at']) %}
-{% set since = newest_in_this('_restaged_at') %}
+{% set since = absorbed_since() %}
 
 with
 {%- if incremental %}

@@ -9,7 +9,7 @@
 -- identifiers that may have lost one (below). It writes the links that are new, and logs (by
 -- `node_to`) those that are gone, so int_identity_components can find the components that changed.
 {{ config(**absorbing_config(logged='node_to', key=['node_from', 'node_to'])) }}
-{% set since = newest_in_this('_restaged_at') %}
+{% set since = absorbed_since() %}
 {% set present = restaging_columns_present(['node_from', '_restaged_at']) %}
 {% set incremental = present %}
 {%- if present and execute %}
