@@ -11,22 +11,22 @@
   deletes its old row and is then deleted by the post-hook, which logs the key first
   (audit.restaged_drops).
 
-  Downstream, int_touchpoints_unioned and int_identifiers_observed take in the same way only
-  the rows written upstream since their own last run (every row carries the run that wrote
-  it, `_restaged_at`, dbt's run start: a later run's rows are newer than any write before it;
-  each run of these models is marked in audit.absorbed, so one that wrote nothing new does not
-  take the same rows in again) and the keys logged as dropped since. int_identifiers_shared judges again only the
-  identifiers on records rewritten since and those it guarded before, and writes the guards
-  that changed; int_identity_links_dropped rewrites the records holding those, and those
-  staging changed. int_identity_edges computes the links of the records written since, and
+  Downstream, int_touchpoints_unioned and int_identifiers_observed take in the same way only the
+  rows written upstream since their own last run (every row carries the run that wrote it,
+  `_restaged_at`, dbt's run start: a later run's rows are newer than any write before it; each
+  run of these models is marked in audit.absorbed, so one that wrote nothing new does not take
+  the same rows in again) and the keys logged as dropped since. int_identifiers_shared judges
+  again only the identifiers on records rewritten since and those it guarded before, and writes
+  the guards that changed; int_identity_links_dropped rewrites the records holding those, and
+  those staging changed. int_identity_edges computes the links of the records written since, and
   all links of the identifiers that records rewritten or dropped since held before (the rows
   int_identifiers_observed deletes are logged by node) or that sit on a record holding a guard
-  that changed, and writes those that are new (and logs those gone);
-  int_identity_components labels again only the components holding an end of such a link.
-  int_identifier_customers writes only the identifiers whose customer changed
-  (and logs those no longer usable); int_touchpoints_linked rewrites the records staging
-  changed and those holding such identifiers. Erasure drops all these tables
-  (orchestration/erasure.py), so the build after it starts from raw again.
+  that changed, and writes those that are new (and logs those gone); int_identity_components
+  labels again only the components holding an end of such a link. int_identifier_customers
+  writes only the identifiers whose customer changed (and logs those no longer usable);
+  int_touchpoints_linked rewrites the records staging changed and those holding such
+  identifiers. Erasure drops all these tables (orchestration/erasure.py), so the build after it
+  starts from raw again.
 #}
 
 {# Model config: `{{ config(**restaging_config('event_id')) }}`; key = the raw column (cleaned
@@ -151,7 +151,8 @@
             delete from audit.restaged_drops where dropped_at < least({{ newest | join(', ') }})
         {%- endcall -%}
         {%- do adapter.commit() -%}
-        {%- do log('drop log: ' ~ load_result('prune_drop_log')['table'].columns[0].values()[0] ~ ' keys taken in by every reader removed', info=true) -%}
+        {%- do log('drop log: removed ' ~ load_result('prune_drop_log')['table'].columns[0].values()[0]
+            ~ ' keys every reader has taken in', info=true) -%}
     {%- endif -%}
     {%- do return('') -%}
 {% endmacro %}
