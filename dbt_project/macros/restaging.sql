@@ -98,9 +98,8 @@
    its last run's mark, or its newest `_restaged_at` (a table built before the marks). #}
 {% macro absorbed_since(relation=none) %}
     {%- set relation = relation or this -%}
-    {%- do return("greatest((select coalesce(max(_restaged_at), timestamp '1900-01-01') from " ~ relation ~ "), "
-        ~ "(select coalesce(max(absorbed_until), timestamp '1900-01-01') from audit.absorbed where model = '"
-        ~ relation.identifier ~ "'))") -%}
+    {%- do return("greatest(" ~ newest_in('_restaged_at', relation) ~ ", (select coalesce(max(absorbed_until), "
+        ~ "timestamp '1900-01-01') from audit.absorbed where model = '" ~ relation.identifier ~ "'))") -%}
 {% endmacro %}
 
 {# `absorbed_since()`, or none when the run builds the model in full: also when the table lacks
@@ -112,9 +111,10 @@
     {%- do return(none) -%}
 {% endmacro %}
 
-{# The newest value of a timestamp column in this model's table (SQL), or 1900 when it is empty. #}
-{% macro newest_in_this(column) %}
-    {%- do return("(select coalesce(max(" ~ column ~ "), timestamp '1900-01-01') from " ~ this ~ ")") -%}
+{# The newest value of a timestamp column in `relation` (default: this model's table; SQL), or 1900
+   when it is empty. #}
+{% macro newest_in(column, relation=none) %}
+    {%- do return("(select coalesce(max(" ~ column ~ "), timestamp '1900-01-01') from " ~ (relation or this) ~ ")") -%}
 {% endmacro %}
 
 {# The drop log and the marks of the runs each model took in, made by `on-run-start`
@@ -216,7 +216,7 @@
 {# Wraps a staging model's body, which reads the CTE `source` (the raw rows to stage). #}
 {% macro restaged(relation, key) %}
     {%- set incremental = restaging_columns_present(['_loaded_at', '_restaged_at']) -%}
-    {%- set watermark = newest_in_this('_loaded_at') -%}
+    {%- set watermark = newest_in('_loaded_at') -%}
     with
     {%- if incremental %}
     reloaded as (
