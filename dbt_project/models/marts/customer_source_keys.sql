@@ -30,5 +30,8 @@ keys as (
     where source_channel in ('online_orders', 'pos_purchases', 'service_tickets')
 )
 
-select distinct customer_id, source_channel, source_key_type, source_key
+-- Already one row per key: the identifiers are one row per customer and value, the linked
+-- touchpoints one per record (both tested), and the branches' channels differ. A distinct over
+-- them cost a grouping of every key (at a million customers 1.2 s of 1.6 s).
+select customer_id, source_channel, source_key_type, source_key
 from keys

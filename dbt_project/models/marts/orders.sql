@@ -42,4 +42,8 @@ select
     -- A completed free order (voucher, gift) is still a purchase occasion.
     unioned.status = 'completed' and unioned.amount >= 0 as is_purchase
 from unioned
-left join {{ ref('int_touchpoints_linked') }} as linked on unioned.order_id = linked.record_key
+-- The channel filter reaches the scan: the join reads the order touches, not every touch.
+left join (
+    select record_key, customer_id from {{ ref('int_touchpoints_linked') }}
+    where source_channel in ('pos_purchases', 'online_orders')
+) as linked on unioned.order_id = linked.record_key
