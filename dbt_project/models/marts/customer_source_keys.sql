@@ -32,6 +32,7 @@ keys as (
 
 -- Already one row per key: the identifiers are one row per customer and value, the linked
 -- touchpoints one per record (both tested), and the branches' channels differ. A distinct over
--- them cost a grouping of every key (at a million customers 1.2 s of 1.6 s).
+-- them grouped every key again (at a million customers the query took 1.2 s with it, 0.4 s
+-- without).
 select customer_id, source_channel, source_key_type, source_key
 from keys
