@@ -255,7 +255,7 @@ def score(
     fitted model in the artifact) brings its probabilities as of the scoring day."""
     check_artifact(artifact)
     if artifact.model is not None:
-        with threadpool_limits(config.threads):
+        with threadpool_limits(config.scoring_threads):
             probability = artifact.model.predict_proba(frame[artifact.features])[:, 1]
     else:
         if challenger_probability is None:
