@@ -1,9 +1,14 @@
-{#- `--full-refresh` leaves this table alone: rebuilt from nothing, ids could change hands. #}
-{{ config(materialized='incremental', unique_key='node', on_schema_change='fail', full_refresh=false) }}
-{#- Spark without Delta cannot delete by key; every run writes every node, so it replaces the table.
-    Spark cannot overwrite a table the query reads, so the previous run is copied aside first. #}
+{#- Every run reads the rows of the run before, a `--full-refresh` too: rebuilt from nothing, ids
+    could change hands. DuckDB writes the table anew each run beside the old one: every row
+    carries the run's as-of date, and at a million customers writing a new table took 3.5 s
+    where deleting and inserting every row took 5.1 s. #}
+{{ config(materialized='table') }}
+{#- Spark cannot overwrite a table the query reads, so the previous run is copied aside first,
+    and `--full-refresh` must leave the table alone. #}
 {%- if target.type == 'spark' %}
 {{ config(
+    materialized='incremental',
+    full_refresh=false,
     incremental_strategy='insert_overwrite',
     pre_hook=["drop table if exists {{ this.incorporate(path={'identifier': this.identifier ~ '__previous'}) }}",
               "{% if is_incremental() %}create table {{ this.incorporate(path={'identifier': this.identifier ~ '__previous'}) }} using parquet as select * from {{ this }}{% endif %}"],
@@ -23,24 +28,37 @@ as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
 
-previous as (
-    {% if is_incremental() %}
-    select node, customer_id, assigned_on
-    from {{ this.incorporate(path={'identifier': this.identifier ~ '__previous'}) if target.type == 'spark' else this }}
-    {% else %}
+{%- set previous_relation = this.incorporate(path={'identifier': this.identifier ~ '__previous'}) if is_incremental()
+    else (this if target.type != 'spark' and load_relation(this) else none) %}
+-- Every identifier, usable now (with its component) or before (with its previous row), in one join.
+nodes as {{ cte_materialized() }} (
+    {%- if previous_relation %}
     select
-        cast(null as {{ dbt.type_string() }}) as node,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast(null as date) as assigned_on
-    where 1 = 0
-    {% endif %}
+        coalesce(components.node, previous.node) as node,
+        components.component,
+        previous.customer_id as previous_customer_id,
+        previous.assigned_on as previous_assigned_on,
+        previous.previous_customer_id as previous_previous_customer_id,
+        previous.as_of_date as previous_as_of_date
+    from components
+    full outer join {{ previous_relation }} as previous on components.node = previous.node
+    {%- else %}
+    select
+        node,
+        component,
+        cast(null as {{ dbt.type_string() }}) as previous_customer_id,
+        cast(null as date) as previous_assigned_on,
+        cast(null as {{ dbt.type_string() }}) as previous_previous_customer_id,
+        cast(null as date) as previous_as_of_date
+    from components
+    {%- endif %}
 ),
 
 claims as (
-    select components.component, previous.customer_id, previous.assigned_on, count(*) as nodes
-    from components
-    inner join previous on components.node = previous.node
-    group by components.component, previous.customer_id, previous.assigned_on
+    select component, previous_customer_id as customer_id, previous_assigned_on as assigned_on, count(*) as nodes
+    from nodes
+    where component is not null and previous_customer_id is not null
+    group by component, previous_customer_id, previous_assigned_on
 ),
 
 -- An old id goes to exactly one component: the one holding most of its identifiers.
@@ -71,15 +89,22 @@ survivors as (
 )
 
 select
-    components.node,
+    nodes.node,
     coalesce(
         survivors.customer_id,
-        'C' || substr({{ dbt.hash("components.component || '@' || cast(as_of.as_of_date as " ~ dbt.type_string() ~ ")") }}, 1, 12)
+        'C' || substr({{ dbt.hash("nodes.component || '@' || cast(as_of.as_of_date as " ~ dbt.type_string() ~ ")") }}, 1, 12)
     ) as customer_id,
     coalesce(survivors.assigned_on, as_of.as_of_date) as assigned_on,
-    previous.customer_id as previous_customer_id,
+    nodes.previous_customer_id,
     as_of.as_of_date as as_of_date
-from components
+from nodes
 cross join as_of
-left join survivors on components.component = survivors.component
-left join previous on components.node = previous.node
+left join survivors on nodes.component = survivors.component
+where nodes.component is not null
+
+union all
+
+-- An identifier no longer usable keeps its last row: should it come back, it claims its old id.
+select node, previous_customer_id, previous_assigned_on, previous_previous_customer_id, previous_as_of_date
+from nodes
+where component is null
