@@ -386,6 +386,28 @@ def bare_duckdb_seconds(warehouse: Path, nodes: list[dict], memory_limit: str, b
     return seconds
 
 
+# The replay copies the warehouse and rebuilds every table in the copy, spilling beside it.
+BARE_REPLAY_SPACE_FACTOR = 2.0
+
+
+def bare_replay_or_none(warehouse: Path, nodes: list[dict], memory_limit: str, before: Path | None,
+                        label: str, free_bytes: int | None = None) -> dict[str, float] | None:
+    """`bare_duckdb_seconds`, or None with the reason printed: the replay is a comparison, and
+    a replay that cannot run (too little disk for the copy, a failing statement) must not lose
+    the runs' own figures."""
+    needed = warehouse.stat().st_size * BARE_REPLAY_SPACE_FACTOR
+    free = shutil.disk_usage(tempfile.gettempdir()).free if free_bytes is None else free_bytes
+    if free < needed:
+        print(f"bare DuckDB replay of the {label} skipped: it needs about {needed / 2**30:.1f} GiB free in "
+              f"{tempfile.gettempdir()} (a copy of the warehouse, rebuilt), {free / 2**30:.1f} GiB are", flush=True)
+        return None
+    try:
+        return bare_duckdb_seconds(warehouse, nodes, memory_limit, before)
+    except (duckdb.Error, OSError) as exc:
+        print(f"bare DuckDB replay of the {label} failed, no bare figures for it: {str(exc).splitlines()[0]}", flush=True)
+        return None
+
+
 def _restore_incremental(con: duckdb.DuckDBPyConnection, nodes: list[dict], before: Path | None) -> set[str]:
     """Put each incremental model's table back as it was before the run; returns those that existed."""
     restored = set()
@@ -573,7 +595,8 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
         # Replays run after both runs so their memory stays out of the peaks; the full build's
         # SQL then meets one more day of data than it did, a rounding error against a year.
         for run, (run_nodes, before) in zip(runs, nodes):
-            bare = bare_duckdb_seconds(settings.warehouse_path, run_nodes, settings.duckdb_memory_limit, before)
+            bare = bare_replay_or_none(settings.warehouse_path, run_nodes, settings.duckdb_memory_limit, before,
+                                       run["run"]) or {}
             for stage in run["stages"]:
                 stage["bare_duckdb_seconds"] = round(bare[stage["stage"]], 2) if stage["stage"] in bare else None
         clv_fit = clv_side_by_side(settings.warehouse_path, config.end_date)

@@ -5,6 +5,7 @@ import pytest
 from orchestration.benchmark import (
     bench_publish,
     bare_duckdb_seconds,
+    bare_replay_or_none,
     bare_statements,
     dbt_duckdb_settings,
     dbt_layer,
@@ -132,6 +133,24 @@ def test_bare_replay_starts_incremental_models_from_the_tables_they_had_before_t
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("select count(*) from staging.stg_x").fetchone()[0] == 5, "the replay ran on a copy"
     con.close()
+
+
+def test_a_bare_replay_that_cannot_run_says_why_and_keeps_the_runs_figures(tmp_path, capsys):
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    con.execute("create schema raw; create schema marts")
+    con.close()
+    node = {"unique_id": "model.cdp.things", "resource_type": "model", "materialized": "table",
+            "sql": 'select * from "warehouse"."raw"."missing"', "relation": '"warehouse"."marts"."things"'}
+    assert bare_replay_or_none(warehouse, [node], "1GB", None, "daily increment", free_bytes=1) is None
+    assert "bare DuckDB replay of the daily increment skipped: it needs about" in capsys.readouterr().out
+    assert bare_replay_or_none(warehouse, [node], "1GB", None, "full build") is None
+    out = capsys.readouterr().out
+    assert "bare DuckDB replay of the full build failed" in out and "missing" in out
+    ok = {**node, "sql": "select 1 as x"}
+    assert set(bare_replay_or_none(warehouse, [ok], "1GB", None, "full build")) == {"dbt marts"}
 
 
 def test_bare_replay_times_each_layer_on_a_copy(tmp_path):
