@@ -71,3 +71,15 @@ def test_widened_columns_are_judged_as_before():
         ("expect_column_values_to_be_between", "days_in_stage"): 1,
         ("expect_column_values_to_be_between", "churned_after_days"): 1,
     }
+
+
+def test_frames_are_judged_without_gx_fingerprinting_every_row(monkeypatch):
+    """GX would hash every row of a frame only to list the hash among the batch's markers."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    def fingerprint(frame):
+        raise AssertionError("the frame was fingerprinted")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", fingerprint)
+    assert validate_frame(_scores(), "customer_scores", suites.customer_scores()).success
+    assert not validate_frame(_scores(p_alive=[0.9, 1.5, 0.2]), "customer_scores", suites.customer_scores()).success
