@@ -17,3 +17,59 @@
     {%- endif -%}
     {%- do return(relation) -%}
 {%- endmacro %}
+
+{#
+  The rows of `model` whose `columns` repeat, with how often: the body of the key tests. On
+  DuckDB a hash aggregate over tens of millions of distinct text keys is the slowest step of a
+  build (at a million customers, 28 s for the identifier rows' key); sorting their 64-bit
+  hashes finds the repeated hashes in a quarter of that. Rows with a repeated hash are then
+  grouped by their real values, so a hash collision is never reported and every duplicate is:
+  equal keys always hash alike. `output_columns` names the key columns in the result.
+#}
+{% macro duplicate_keys(model, columns, output_columns=none, not_null=false, count_column='occurrences') -%}
+    {{ return(adapter.dispatch('duplicate_keys', 'cdp')(model, columns, output_columns or columns, not_null, count_column)) }}
+{%- endmacro %}
+
+{% macro default__duplicate_keys(model, columns, output_columns, not_null, count_column) -%}
+select {% for c in columns %}{{ c }} as {{ output_columns[loop.index0] }}, {% endfor %}count(*) as {{ count_column }}
+from {{ model }}
+{%- if not_null %}
+where {% for c in columns %}{{ c }} is not null{% if not loop.last %} and {% endif %}{% endfor %}
+{%- endif %}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+{%- endmacro %}
+
+{% macro duckdb__duplicate_keys(model, columns, output_columns, not_null, count_column) -%}
+{%- set keys = columns | join(', ') -%}
+{%- set present -%}
+{% for c in columns %}{{ c }} is not null{% if not loop.last %} and {% endif %}{% endfor %}
+{%- endset -%}
+with repeated_hashes as (
+    select key_hash
+    from (
+        select key_hash, lag(key_hash) over (order by key_hash) as previous_hash
+        from (
+            select hash({{ keys }}) as key_hash from {{ model }}
+            {%- if not_null %}
+            where {{ present }}
+            {%- endif %}
+        ) as hashed
+    ) as sorted
+    where key_hash = previous_hash
+)
+
+select {% for c in columns %}{{ c }} as {{ output_columns[loop.index0] }}, {% endfor %}count(*) as {{ count_column }}
+from {{ model }}
+where hash({{ keys }}) in (select key_hash from repeated_hashes)
+{%- if not_null %}
+  and {{ present }}
+{%- endif %}
+group by {{ keys }}
+having count(*) > 1
+{%- endmacro %}
+
+{# dbt's built-in `unique` test, with the same result columns. #}
+{% macro duckdb__test_unique(model, column_name) -%}
+{{ cdp.duplicate_keys(model, [column_name], output_columns=['unique_field'], not_null=true, count_column='n_records') }}
+{%- endmacro %}

@@ -341,6 +341,40 @@ def test_key_tests_on_restaged_tables_judge_the_newest_write(two_runs, tmp_path)
     assert not unique_test_passes()
 
 
+def test_key_tests_report_every_repeated_key_with_its_count(two_runs, tmp_path):
+    """The key tests sort key hashes to find suspects, then count the suspects by their real
+    values (macros/data_tests.sql): the stored failures are exactly the repeated keys, each with
+    how often it occurs, for `unique` (nulls left out) and for `unique_combination`."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(two_runs[0].warehouse_path, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        purchases = "intermediate.int_purchases_sequenced"
+        tripled, doubled = [k for (k,) in con.execute(f"select order_id from {purchases} order by order_id limit 2").fetchall()]
+        for key in (tripled, tripled, doubled):
+            con.execute(f"insert into {purchases} select * from {purchases} where order_id = ? limit 1", [key])
+        con.execute(f"insert into {purchases} select * replace (null as order_id) from {purchases} limit 2")
+        repeated = con.execute("select customer_id, id_type, id_value from intermediate.int_customer_identifiers "
+                               "order by all limit 1").fetchone()
+        con.execute("insert into intermediate.int_customer_identifiers select * from intermediate.int_customer_identifiers "
+                    "where (customer_id, id_type, id_value) = (?, ?, ?)", list(repeated))
+
+    done = subprocess.run(
+        [DBT_EXECUTABLE, "test", "--select", "int_purchases_sequenced,test_name:unique int_customer_identifiers,test_name:unique_combination",
+         "--store-failures", "--target-path", str(tmp_path / "target")],
+        cwd=DBT_PROJECT_DIR, env={**os.environ, "CDP_WAREHOUSE_PATH": str(warehouse)}, capture_output=True, text=True)
+    assert done.returncode != 0, done.stdout[-3000:]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        # dbt shortens a long test name to its first 30 characters and a hash for the table.
+        def failures(test_name: str) -> list[tuple]:
+            tables = [t for (t,) in con.execute("select table_name from duckdb_tables() where schema_name = 'dbt_test__audit'"
+                                                " and starts_with(table_name, ?)", [test_name[:30]]).fetchall()]
+            assert len(tables) == 1, tables
+            return con.execute(f"select * from dbt_test__audit.{tables[0]} order by all").fetchall()
+
+        assert failures("unique_int_purchases_sequenced_order_id") == sorted([(tripled, 3), (doubled, 2)])
+        assert failures("unique_combination_int_customer_identifiers_customer_id__id_type__id_value") == [(*repeated, 2)]
+
+
 def test_dbt_materialisations_carry_row_counts_from_staging_to_marts(two_runs):
     settings, _, _ = two_runs
     instance = _FIXTURE_INSTANCE["instance"]
