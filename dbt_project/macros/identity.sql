@@ -32,6 +32,13 @@
     case when {{ id_type }} is not null and {{ blocklist_reason(id_type, id_type) }} is null then '{{ id_type }}:' || {{ id_type }} end
 {%- endmacro %}
 
+{# A record's anchor: its first usable identifier by priority, the one its others link to.
+   `nodes` maps each identifier type to the expression of its usable node; by default computed
+   from the record's own identifier columns. #}
+{% macro record_anchor(nodes=none) -%}
+    coalesce({% for id_type in identity_types() %}{{ nodes[id_type] if nodes else usable_node(id_type) }}{% if not loop.last %}, {% endif %}{% endfor %})
+{%- endmacro %}
+
 {# The value of a node (`<type>:<value>`), given its type (SQL expressions). #}
 {% macro node_value(node, id_type) -%}
     substring({{ node }}, length({{ id_type }}) + 2)

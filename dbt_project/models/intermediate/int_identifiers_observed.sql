@@ -49,8 +49,8 @@ identifier_rows as (
         judged.source_channel,
         judged.touch_type,
         judged.occurred_at,
-        -- The record's first usable identifier by priority: the one its others link to.
-        coalesce({% for id_type in types %}judged.{{ id_type }}_node{% if not loop.last %}, {% endif %}{% endfor %}) as record_anchor,
+        {% set judged_nodes = {} %}{% for id_type in types %}{% do judged_nodes.update({id_type: 'judged.' ~ id_type ~ '_node'}) %}{% endfor -%}
+        {{ record_anchor(judged_nodes) }} as record_anchor,
         {%- for counted_type in counted %}
         judged.{{ counted_type }}_node as record_{{ counted_type }}_node,
         {%- endfor %}
