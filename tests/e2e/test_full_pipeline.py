@@ -561,6 +561,39 @@ def _counter_orders(con, copies: int) -> tuple[str, int]:
     return node, placeholders
 
 
+def _orders_behind_a_guarded_email(con, copies: int, exclude: list[str]) -> tuple[str, str, str]:
+    """An online order anchored by its email (no member id) that also holds a usable phone,
+    delivered again on the last day as `copies` more orders with only that email: the email's
+    frequency guard starts firing, and the order, which staging does not rewrite, must take its
+    phone's customer instead. Returns the order's record key, its email's and its phone's node."""
+    record_key, email, phone = con.execute("""select observed.record_key, observed.node, phone.node
+        from intermediate.int_identifiers_observed as observed
+        inner join intermediate.int_identifiers_observed as phone
+            on phone.record_key = observed.record_key and phone.id_type = 'phone'
+        where observed.source_channel = 'online_orders' and observed.node = observed.record_anchor
+          and observed.id_type = 'email' and not list_contains(?, observed.source_key)
+          and observed.source_key in (select 'online_orders:' || order_id from raw.online_orders
+                                      group by order_id having count(*) = 1)
+          and observed.node not in (select node from intermediate.int_identifiers_shared)
+          and phone.node not in (select node from intermediate.int_identifiers_shared)
+        order by observed.record_key limit 1""", [exclude]).fetchone()
+    con.execute("""insert into raw.online_orders select o.* replace (o.order_id || '-CE' || cast(i as varchar) as order_id,
+        null as member_id, null as phone, null as device_id,
+        (select max(_partition_date) from raw.online_orders) as _partition_date, now()::timestamp as _loaded_at)
+        from raw.online_orders as o, range(?) as copies(i) where 'online_orders:' || o.order_id = ?""", [copies, record_key])
+    return record_key, email, phone
+
+
+def _linked_customer(path, record_key: str, node: str) -> tuple:
+    """The record's customer, and the identifier's."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("""select (select customer_id from intermediate.int_touchpoints_linked where record_key = ?),
+            (select customer_id from intermediate.int_identifier_customers where node = ?)""", [record_key, node]).fetchone()
+    finally:
+        con.close()
+
+
 def _without_counter_orders(con) -> None:
     """The last day of online orders delivered again without the counter copies."""
     last, = con.execute("select max(_partition_date) from raw.online_orders").fetchone()
@@ -587,17 +620,26 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
         dropped_nodes = sorted(node for (node,) in con.execute(
             "select node from intermediate.int_identifiers_observed where source_key = ?", [dropped_record]).fetchall())
         counter_phone, placeholders = _counter_orders(con, copies=IDENTITY_MAX_ORDERS_PER_DAY)
+        reanchored_order, busy_email, its_phone = _orders_behind_a_guarded_email(
+            con, IDENTITY_MAX_ORDERS_PER_DAY, [f"online_orders:{key}" for key in changed["online_orders"]]
+            + [f"online_orders:{key}" for (key,) in con.execute(
+                "select distinct split_part(order_id, '-C', 1) from raw.online_orders where order_id like '%-C%'").fetchall()])
     finally:
         con.close()
     assert not _guarded(restaged, counter_phone)
+    assert not _guarded(restaged, busy_email)
     assert placeholders > 0, "no order with a placeholder to follow through the guard's start and stop"
     shutil.copy(restaged, rebuilt)
     _build_restaged(restaged, tmp_path / "target")
     _build_restaged(rebuilt, tmp_path / "target", "--full-refresh")
 
     assert _restaged_checksums(restaged) == _restaged_checksums(rebuilt)
-    # The guard started firing in the increment, as in the rebuild.
+    # The guards started firing in the increment, as in the rebuild; the order its email anchored
+    # went with its phone.
     assert _guarded(restaged, counter_phone)
+    assert _guarded(restaged, busy_email)
+    order_customer, phone_customer = _linked_customer(restaged, reanchored_order, its_phone)
+    assert order_customer is not None and order_customer == phone_customer
     assert _restaged_checksums(restaged) != _restaged_checksums(settings.warehouse_path), "nothing was restaged"
     con = duckdb.connect(str(restaged), read_only=True)
     try:
@@ -640,6 +682,7 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
     _build_restaged(rebuilt, tmp_path / "target", "--full-refresh")
     assert _restaged_checksums(restaged) == _restaged_checksums(rebuilt)
     assert not _guarded(restaged, counter_phone)
+    assert not _guarded(restaged, busy_email)
     # Every model took the last run in, the guards too though they only deleted a row; so the
     # drop log keeps only that run's drops (to inspect), not the first increment's.
     con = duckdb.connect(str(restaged), read_only=True)
