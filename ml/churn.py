@@ -19,6 +19,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -39,19 +40,19 @@ class ArtifactMismatch(ValueError):
     """A stored model's features differ from the features the scoring run builds."""
 
 
-def candidate_models(random_state: int) -> dict[str, Callable[[], Pipeline]]:
+def candidate_models(config: ChurnConfig) -> dict[str, Callable[[], Pipeline]]:
     return {
         "logistic_regression": lambda: make_pipeline(
             StandardScaler(), LogisticRegression(max_iter=1000, C=1.0)
         ),
-        # Calibrated on out-of-fold predictions, then one model fitted on all rows: scoring every
-        # customer daily runs one set of trees instead of one per fold (at 67k customers 0.52 s
-        # against 1.23 s, the same holdout AUC and Brier score), for a slower weekly fit.
+        # Boosted on a seeded stratified share of the rows and calibrated (isotonic) on the rest:
+        # one fit instead of three out-of-fold fits plus a refit on all rows. At 100k customers
+        # the backtest fits took 3.4 s and 1.6 s instead of 14.1 s and 8.2 s, for holdout AUC
+        # 0.001 lower and Brier 0.0005 higher; daily scoring still runs one set of trees.
         "gradient_boosting": lambda: CalibratedClassifierCV(
-            HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=random_state),
+            HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=config.random_state),
             method="isotonic",
-            cv=3,
-            ensemble=False,
+            cv=StratifiedShuffleSplit(n_splits=1, test_size=config.calibration_share, random_state=config.random_state),
         ),
     }
 
@@ -164,7 +165,7 @@ def _train(
         y = holdout["churned"].to_numpy()
         predictions = {
             name: build().fit(history[FEATURES], history["churned"]).predict_proba(holdout[FEATURES])[:, 1]
-            for name, build in candidate_models(config.random_state).items()
+            for name, build in candidate_models(config).items()
         }
         for name, challenger in challengers.items():
             probability = holdout[["customer_id"]].merge(challenger(cutoffs[i]), on="customer_id", how="left")
@@ -189,7 +190,7 @@ def _train(
     # Refit on every labelled cut-off (holdouts included) for scoring today. A challenger
     # champion is recomputed at scoring time from the data as of that day.
     everything = pd.concat(samples.values(), ignore_index=True)
-    builders = candidate_models(config.random_state)
+    builders = candidate_models(config)
     final = builders[champion]().fit(everything[FEATURES], everything["churned"]) if champion in builders else None
     explainer = builders["logistic_regression"]().fit(everything[FEATURES], everything["churned"])
     return ChurnArtifact(

@@ -82,6 +82,14 @@ def test_training_rows_are_capped_per_cutoff_but_holdouts_keep_every_customer():
     assert artifact.metrics[artifact.model_name]["n"] == 400 * len(artifact.holdout_cutoffs)
 
 
+def test_gradient_boosting_scores_with_one_model_calibrated_on_held_out_rows():
+    train, fresh = _synthetic(date(2026, 1, 1)), _synthetic(date(2026, 3, 1))
+    model = churn.candidate_models(ChurnConfig())["gradient_boosting"]().fit(train[FEATURES], train["churned"])
+    assert len(model.calibrated_classifiers_) == 1, "daily scoring runs one set of trees"
+    probability = model.predict_proba(fresh[FEATURES])[:, 1]
+    assert abs(probability.mean() - fresh["churned"].mean()) < 0.05
+
+
 def test_too_little_history_is_reported_not_guessed():
     with pytest.raises(churn.InsufficientHistory):
         churn.train(_synthetic, date(2026, 7, 1), date(2026, 10, 31), ChurnConfig())
