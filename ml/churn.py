@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import sklearn
+from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -40,7 +41,7 @@ class ArtifactMismatch(ValueError):
     """A stored model's features differ from the features the scoring run builds."""
 
 
-def candidate_models(config: ChurnConfig) -> dict[str, Callable[[], Pipeline]]:
+def candidate_models(config: ChurnConfig) -> dict[str, Callable[[], BaseEstimator]]:
     return {
         "logistic_regression": lambda: make_pipeline(
             StandardScaler(), LogisticRegression(max_iter=1000, C=1.0)

@@ -2,6 +2,7 @@
 backtest metrics, the champion and why, fitted parameters, the data window."""
 
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -10,6 +11,7 @@ import dagster as dg
 import joblib
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from ml import churn, lifetime, plots
 from ml.config import ChurnConfig, ClvConfig
@@ -41,7 +43,19 @@ class ChurnModelConfig(dg.Config):
     cutoff_spacing_days: int = ChurnConfig.cutoff_spacing_days
     backtest_folds: int = ChurnConfig.backtest_folds
     retrain_every_days: int = ChurnConfig.retrain_every_days
+    calibration_share: float = Field(
+        default=ChurnConfig.calibration_share,
+        description="Share of the training rows gradient boosting leaves out to calibrate its probabilities on.")
     force_retrain: bool = False
+
+
+def churn_settings(config: ChurnModelConfig) -> ChurnConfig:
+    """ChurnConfig with the run config's values for the fields both name; the rest keep their
+    defaults. Matched by name, so a setting added to both reaches training without a line here."""
+    if not 0 < config.calibration_share < 1:
+        raise dg.Failure(f"calibration_share must lie strictly between 0 and 1, got {config.calibration_share}")
+    names = {field.name for field in dataclasses.fields(ChurnConfig)}
+    return ChurnConfig(**{name: value for name, value in config.model_dump().items() if name in names})
 
 
 def scoring_date(con) -> date:
@@ -89,11 +103,7 @@ def _kept_artifact(model_dir: Path, config: ChurnModelConfig, as_of: date):
 def churn_model(
     context: dg.AssetExecutionContext, config: ChurnModelConfig, warehouse: DuckDBResource, paths: PathsResource
 ):
-    churn_config = ChurnConfig(
-        horizon_days=config.horizon_days, n_cutoffs=config.n_cutoffs, cutoff_spacing_days=config.cutoff_spacing_days,
-        max_training_rows_per_cutoff=config.max_training_rows_per_cutoff,
-        backtest_folds=config.backtest_folds, retrain_every_days=config.retrain_every_days,
-    )
+    churn_config = churn_settings(config)
     model_dir = Path(paths.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     with warehouse.get_connection() as con:
