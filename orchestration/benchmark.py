@@ -360,11 +360,11 @@ def dbt_duckdb_settings(memory_limit: str, profiles: Path = DBT_PROJECT_DIR / "p
 
 
 def bare_duckdb_seconds(warehouse: Path, nodes: list[dict], memory_limit: str, before: Path | None = None) -> dict[str, float]:
-    """Seconds per dbt layer when each model's compiled SQL runs straight in DuckDB (one
-    connection, no dbt), replayed in the order dbt finished the models on a copy of the warehouse
-    as the run left it, with dbt's DuckDB settings. Incremental models first get back the tables
-    they started from (`before`, from snapshot_tables; missing there = built afresh). The copy
-    keeps the file name: compiled SQL names the database by it."""
+    """Seconds per dbt model (by unique id) when each model's compiled SQL runs straight in
+    DuckDB (one connection, no dbt), replayed in the order dbt finished the models on a copy of
+    the warehouse as the run left it, with dbt's DuckDB settings. Incremental models first get
+    back the tables they started from (`before`, from snapshot_tables; missing there = built
+    afresh). The copy keeps the file name: compiled SQL names the database by it."""
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="cdp-bench-bare-") as tmp:
         copy = Path(tmp) / warehouse.name
@@ -379,11 +379,35 @@ def bare_duckdb_seconds(warehouse: Path, nodes: list[dict], memory_limit: str, b
                 for statement in statements:
                     con.execute(statement)
                 if statements:
-                    layer = dbt_layer(node["unique_id"], node["resource_type"])
-                    seconds[layer] = seconds.get(layer, 0.0) + time.monotonic() - started
+                    seconds[node["unique_id"]] = time.monotonic() - started
         finally:
             con.close()
     return seconds
+
+
+def seconds_by_layer(node_seconds: dict[str, float]) -> dict[str, float]:
+    """Per-model seconds (by unique id) added up per dbt layer."""
+    layers: dict[str, float] = {}
+    for unique_id, seconds in node_seconds.items():
+        layer = dbt_layer(unique_id, unique_id.split(".")[0])
+        layers[layer] = layers.get(layer, 0.0) + seconds
+    return layers
+
+
+# How many of a run's dbt nodes the report names, slowest first.
+SLOWEST_NODES = 10
+
+
+def slowest_nodes(nodes: list[dict], bare: dict[str, float], k: int = SLOWEST_NODES) -> list[dict]:
+    """The k dbt nodes (models and tests) that took longest by dbt's own timing, with their layer
+    and, for a model the bare replay ran, its bare seconds: where to look first inside a slow
+    layer."""
+    ranked = sorted((node for node in nodes if node["resource_type"] in ("model", "test")),
+                    key=lambda node: node["seconds"], reverse=True)[:k]
+    return [{"node": node["unique_id"].split(".")[2], "layer": dbt_layer(node["unique_id"], node["resource_type"]),
+             "seconds": round(node["seconds"], 2),
+             "bare_duckdb_seconds": round(bare[node["unique_id"]], 2) if node["unique_id"] in bare else None}
+            for node in ranked]
 
 
 # The replay copies the warehouse and rebuilds every table in the copy, spilling beside it.
@@ -595,10 +619,12 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
         # Replays run after both runs so their memory stays out of the peaks; the full build's
         # SQL then meets one more day of data than it did, a rounding error against a year.
         for run, (run_nodes, before) in zip(runs, nodes):
-            bare = bare_replay_or_none(settings.warehouse_path, run_nodes, settings.duckdb_memory_limit, before,
-                                       run["run"]) or {}
+            bare_nodes = bare_replay_or_none(settings.warehouse_path, run_nodes, settings.duckdb_memory_limit, before,
+                                             run["run"]) or {}
+            bare = seconds_by_layer(bare_nodes)
             for stage in run["stages"]:
                 stage["bare_duckdb_seconds"] = round(bare[stage["stage"]], 2) if stage["stage"] in bare else None
+            run["slowest_dbt_nodes"] = slowest_nodes(run_nodes, bare_nodes)
         clv_fit = clv_side_by_side(settings.warehouse_path, config.end_date)
     report = {
         "size": size, "customers": config.customers, "days": config.days, "generate_seconds": round(generated_s, 1),
@@ -618,6 +644,12 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
                   f"{s['rows'] if s['rows'] is not None else '-':>12}  "
                   f"{s['rows_per_s'] if s['rows_per_s'] is not None else '-':>10}  "
                   f"{s['peak_mib'] if s['peak_mib'] is not None else '-':>8}")
+        if run["slowest_dbt_nodes"]:
+            print("slowest dbt nodes (dbt's own seconds; two threads run nodes side by side)")
+            print(f"  {'node':<48}  {'layer':<18}  {'seconds':>8}  {'bare DuckDB':>11}")
+            for n in run["slowest_dbt_nodes"]:
+                bare = n["bare_duckdb_seconds"]
+                print(f"  {n['node'][:48]:<48}  {n['layer']:<18}  {n['seconds']:>8.2f}  {bare if bare is not None else '-':>11}")
     print(f"\npeak memory: {_memory_line(report)}")
     fit = report["clv_fit"]
     print(f"\nCLV fit (BG/NBD + Gamma-Gamma) on {fit['customers']:,} customers: ours {fit['seconds']} s"

@@ -42,6 +42,16 @@ def test_the_benchmark_at_small_reports_both_runs_stage_by_stage(tmp_path):
             assert stages[layer]["seconds"] > 0 and stages[layer]["bare_duckdb_seconds"] > 0, (run["run"], layer)
             assert stages[layer]["rows"] > 0
         assert stages["ML score"]["rows"] > 0
+        # Where to look inside the layers: the slowest dbt nodes, slowest first, each no longer
+        # than its layer; the models among them with their bare replay. (dbt's time for a node
+        # can pass its timed span, which the layers add up, by up to about a tenth of a second.)
+        slowest = run["slowest_dbt_nodes"]
+        assert len(slowest) == 10
+        assert [n["seconds"] for n in slowest] == sorted((n["seconds"] for n in slowest), reverse=True)
+        for node in slowest:
+            assert 0 < node["seconds"] <= stages[node["layer"]]["seconds"] + 0.5, node
+            if node["layer"] in SQL_LAYERS:
+                assert node["bare_duckdb_seconds"] > 0, node
         # The stages are measured inside the run: together they cannot be longer than it by more
         # than the dbt layers' overlap (two threads).
         assert sum(stage["seconds"] for stage in run["stages"]) < 2 * run["wall_seconds"]
@@ -56,6 +66,7 @@ def test_the_benchmark_at_small_reports_both_runs_stage_by_stage(tmp_path):
     assert fit["customers"] > 0 and fit["lifetimes_seconds"] is not None
     assert fit["max_relative_difference"] < 1e-4, (fit["estimates"], fit["lifetimes_estimates"])
 
+    assert done.stdout.count("slowest dbt nodes") == 2
     verdicts = done.stdout.split("targets (stated for 'large'):")[1].splitlines()
     judged = [line.strip() for line in verdicts if line.strip().startswith(("met", "MISSED"))]
     for what in ("full build wall", "daily increment wall", "peak memory (all processes)", "CLV fit vs lifetimes"):

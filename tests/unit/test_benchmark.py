@@ -3,13 +3,15 @@ import time
 import pytest
 
 from orchestration.benchmark import (
-    bench_publish,
     bare_duckdb_seconds,
     bare_replay_or_none,
     bare_statements,
+    bench_publish,
     dbt_duckdb_settings,
     dbt_layer,
     layer_wall_seconds,
+    seconds_by_layer,
+    slowest_nodes,
     snapshot_tables,
     split_bookkeeping,
     stage_of,
@@ -124,12 +126,12 @@ def test_bare_replay_starts_incremental_models_from_the_tables_they_had_before_t
     node = _node("incremental", unique_id="model.cdp.stg_x", relation=relation,
                  sql=f"select x + 1 as x from {relation} where x >= 2 union all select null")
     # The SELECT reads the model's own table: it must be there, as it was before the run.
-    assert set(bare_duckdb_seconds(warehouse, [node], "1GB", before)) == {"dbt staging"}
+    assert set(bare_duckdb_seconds(warehouse, [node], "1GB", before)) == {"model.cdp.stg_x"}
     # Without a snapshot the table is dropped first, so a first build's SELECT builds it afresh.
     with pytest.raises(duckdb.CatalogException):
         bare_duckdb_seconds(warehouse, [node], "1GB")
     first_build = {**node, "sql": "select 1 as x"}
-    assert set(bare_duckdb_seconds(warehouse, [first_build], "1GB")) == {"dbt staging"}
+    assert set(bare_duckdb_seconds(warehouse, [first_build], "1GB")) == {"model.cdp.stg_x"}
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("select count(*) from staging.stg_x").fetchone()[0] == 5, "the replay ran on a copy"
     con.close()
@@ -150,7 +152,7 @@ def test_a_bare_replay_that_cannot_run_says_why_and_keeps_the_runs_figures(tmp_p
     out = capsys.readouterr().out
     assert "bare DuckDB replay of the full build failed" in out and "missing" in out
     ok = {**node, "sql": "select 1 as x"}
-    assert set(bare_replay_or_none(warehouse, [ok], "1GB", None, "full build")) == {"dbt marts"}
+    assert set(bare_replay_or_none(warehouse, [ok], "1GB", None, "full build")) == {"model.cdp.things"}
 
 
 def test_bare_replay_times_each_layer_on_a_copy(tmp_path):
@@ -165,7 +167,9 @@ def test_bare_replay_times_each_layer_on_a_copy(tmp_path):
              {"unique_id": "model.cdp.things", "resource_type": "model", "materialized": "table",
               "sql": 'select count(*) as n from "warehouse"."raw"."stg_x__ts"', "relation": '"warehouse"."raw"."things"'}]
     seconds = bare_duckdb_seconds(warehouse, nodes, "1GB")
-    assert set(seconds) == {"dbt staging", "dbt marts"}
+    assert set(seconds) == {"model.cdp.stg_x__ts", "model.cdp.things"}
+    layers = seconds_by_layer(seconds)
+    assert layers == {"dbt staging": seconds["model.cdp.stg_x__ts"], "dbt marts": seconds["model.cdp.things"]}
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("select count(*) from information_schema.tables where table_name = 'things'").fetchone()[0] == 0
     con.close()
@@ -268,3 +272,24 @@ def test_publish_bench_writes_the_next_day_alone_over_each_length_of_history(tmp
         (1, 10_000, 1), (3, 30_000, 1)]
     assert "days of history" in capsys.readouterr().out
     assert (tmp_path / "publish.json").exists()
+
+
+def test_the_slowest_nodes_are_named_slowest_first_with_their_layer_and_bare_seconds():
+    nodes = [{"unique_id": f"model.cdp.int_m{i}", "resource_type": "model", "seconds": float(i)} for i in range(12)]
+    nodes.append({"unique_id": "test.cdp.unique_orders_order_id.fed79b3a6e", "resource_type": "test", "seconds": 20.0})
+    # Seeds and hooks are not where a slow layer's time goes.
+    nodes.append({"unique_id": "operation.cdp.cdp-on-run-end-0", "resource_type": "operation", "seconds": 30.0})
+    bare = {"model.cdp.int_m11": 9.5}
+    slowest = slowest_nodes(nodes, bare, k=3)
+    assert slowest == [
+        {"node": "unique_orders_order_id", "layer": "dbt tests (checks)", "seconds": 20.0, "bare_duckdb_seconds": None},
+        {"node": "int_m11", "layer": "dbt intermediate", "seconds": 11.0, "bare_duckdb_seconds": 9.5},
+        {"node": "int_m10", "layer": "dbt intermediate", "seconds": 10.0, "bare_duckdb_seconds": None},
+    ]
+    assert len(slowest_nodes(nodes, bare)) == 10
+    assert slowest_nodes([], bare) == []
+
+
+def test_per_model_seconds_add_up_per_layer():
+    seconds = {"model.cdp.stg_a__xs": 1.0, "model.cdp.stg_b__ys": 2.0, "model.cdp.int_c": 4.0, "model.cdp.customers": 8.0}
+    assert seconds_by_layer(seconds) == {"dbt staging": 3.0, "dbt intermediate": 4.0, "dbt marts": 8.0}
