@@ -11,31 +11,47 @@ tiers as (
     select customer_id, tier from {{ ref('customer_rfm') }}
 ),
 
+-- Customers' purchases come numbered from the purchase sequence; walk-ins' (no customer) come
+-- from the orders, without a number. (Joining every order to its number by order key was half
+-- this model's time.)
 purchases as (
-    select
-        orders.order_date as activity_date,
-        orders.sales_channel,
-        orders.customer_id,
-        orders.amount,
-        sequenced.purchase_number
+    select order_date as activity_date, sales_channel, customer_id, amount, purchase_number
+    from {{ ref('int_purchases_sequenced') }}
+    union all
+    select orders.order_date, orders.sales_channel, orders.customer_id, orders.amount, cast(null as integer)
     from {{ ref('orders') }} as orders
     cross join as_of
-    left join {{ ref('int_purchases_sequenced') }} as sequenced on orders.order_id = sequenced.order_id
-    where orders.is_purchase and orders.order_date <= as_of.as_of_date
+    where orders.is_purchase and orders.customer_id is null and orders.order_date <= as_of.as_of_date
+),
+
+-- One row per day, channel, tier and customer (walk-ins: one row without a customer), so the
+-- counts of customers below count rows instead of each keeping its own distinct set.
+customer_days as (
+    select
+        purchases.activity_date,
+        purchases.sales_channel,
+        coalesce(tiers.tier, 'anonymous') as tier,
+        purchases.customer_id,
+        max(case when purchases.purchase_number = 1 then 1 else 0 end) as bought_first,
+        max(case when purchases.purchase_number > 1 then 1 else 0 end) as bought_again,
+        count(*) as orders,
+        sum(purchases.amount) as revenue
+    from purchases
+    left join tiers on purchases.customer_id = tiers.customer_id
+    group by 1, 2, 3, 4
 ),
 
 sales as (
     select
         activity_date,
         sales_channel,
-        coalesce(tiers.tier, 'anonymous') as tier,
-        count(distinct purchases.customer_id) as active_customers,
-        count(distinct case when purchases.purchase_number = 1 then purchases.customer_id end) as new_customers,
-        count(distinct case when purchases.purchase_number > 1 then purchases.customer_id end) as returning_customers,
-        count(*) as orders,
-        sum(purchases.amount) as revenue
-    from purchases
-    left join tiers on purchases.customer_id = tiers.customer_id
+        tier,
+        count(customer_id) as active_customers,
+        sum(case when customer_id is not null then bought_first else 0 end) as new_customers,
+        sum(case when customer_id is not null then bought_again else 0 end) as returning_customers,
+        sum(orders) as orders,
+        sum(revenue) as revenue
+    from customer_days
     group by 1, 2, 3
 ),
 
