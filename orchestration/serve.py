@@ -82,7 +82,7 @@ def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, 
                 days_written[name] = _write_changed_days(
                     con, target, relation, key, daily[name], {day for logged_relation, day, _ in logged if logged_relation == relation})
             else:
-                con.execute(f"CREATE TABLE {target} AS SELECT * FROM {relation} ORDER BY {key}")
+                con.execute(f"CREATE TABLE {target} AS SELECT {_published(con, relation)} FROM {relation} ORDER BY {key}")
                 if name in daily and logged is not None:
                     days_written[name] = con.execute(f"SELECT count(DISTINCT {daily[name]}) FROM {target}").fetchone()[0]
             counts[name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
@@ -137,7 +137,7 @@ def _carried_tables(con: duckdb.DuckDBPyConnection, serve_path: Path, history: d
         if logged_tables and _erased_since(con, min(logged_tables.values())):
             return set()
         return {name for name, relation in history.items()
-                if name in logged_tables and _columns(con, f"serve_live.main.{name}") == _columns(con, relation)}
+                if name in logged_tables and _columns(con, f"serve_live.main.{name}") == _columns(con, relation, published=True)}
     finally:
         con.execute("DETACH serve_live")
 
@@ -153,11 +153,20 @@ def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
         "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = 'main'", [catalog]).fetchall()}
 
 
-def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+def _columns(con: duckdb.DuckDBPyConnection, relation: str, published: bool = False) -> list[tuple[str, str]]:
+    """Name and type of each column; with `published`, only those BI gets (see _published)."""
     try:
-        return [(row[0], row[1]) for row in con.execute(f"DESCRIBE {relation}").fetchall()]
+        columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE {relation}").fetchall()]
     except duckdb.CatalogException:
         return []
+    return [c for c in columns if not c[0].startswith("_")] if published else columns
+
+
+def _published(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """The select list BI gets: every column but the warehouse's bookkeeping (a leading "_",
+    e.g. `_restaged_at`, the run that last wrote an incremental table's row)."""
+    bookkeeping = [name for name, _ in _columns(con, relation) if name.startswith("_")]
+    return f"* EXCLUDE ({', '.join(bookkeeping)})" if bookkeeping else "*"
 
 
 def _write_changed_days(con: duckdb.DuckDBPyConnection, target: str, relation: str, key: str, day: str,
@@ -172,5 +181,6 @@ def _write_changed_days(con: duckdb.DuckDBPyConnection, target: str, relation: s
     days = sorted(logged | {d for (d,) in counted})
     if days:
         con.execute(f"DELETE FROM {target} WHERE {day} IN (SELECT unnest(?))", [days])
-        con.execute(f"INSERT INTO {target} SELECT * FROM {relation} WHERE {day} IN (SELECT unnest(?)) ORDER BY {key}", [days])
+        con.execute(f"INSERT INTO {target} SELECT {_published(con, relation)} FROM {relation} "
+                    f"WHERE {day} IN (SELECT unnest(?)) ORDER BY {key}", [days])
     return len(days)

@@ -117,9 +117,9 @@
 {% endmacro %}
 
 {# `absorbed_since()`, or none when the run builds the model in full: also when the table lacks
-   any of `columns`, which the model's newer code writes. #}
-{% macro absorbed_until(columns=[]) %}
-    {%- if restaging_columns_present(['source_key', '_restaged_at'] + columns) -%}
+   any of `columns`, which the model's newer code writes. `key`: the model's unique key. #}
+{% macro absorbed_until(columns=[], key='source_key') %}
+    {%- if restaging_columns_present([key, '_restaged_at'] + columns) -%}
         {%- do return(absorbed_since()) -%}
     {%- endif -%}
     {%- do return(none) -%}

@@ -23,6 +23,17 @@ def test_publish_writes_the_tables_and_leaves_no_next_file(tmp_path, warehouse):
     reader.close()
 
 
+def test_bookkeeping_columns_stay_in_the_warehouse(tmp_path, warehouse):
+    warehouse.execute("create table marts.orders as select 'O' || i as order_id, i as amount, "
+                      "current_timestamp::timestamp as _restaged_at from range(2) t(i)")
+    serve = tmp_path / "serve.duckdb"
+    publish(warehouse, serve, {"orders": ("marts.orders", "order_id")})
+    reader = duckdb.connect(str(serve), read_only=True)
+    assert [row[0] for row in reader.execute("describe orders").fetchall()] == ["order_id", "amount"]
+    assert reader.execute("select count(*) from orders").fetchone()[0] == 2
+    reader.close()
+
+
 def test_a_failed_publish_leaves_the_last_good_file_untouched(tmp_path, warehouse):
     serve = tmp_path / "serve.duckdb"
     publish(warehouse, serve, {"customers": ("marts.customers", "customer_id")})
