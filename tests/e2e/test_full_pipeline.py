@@ -699,6 +699,41 @@ def test_staging_and_touchpoints_restage_redeliveries_exactly_like_a_rebuild_fro
         con.close()
 
 
+def test_orders_take_in_relinked_records_and_dropped_orders_like_a_rebuild(two_runs, tmp_path):
+    """`orders` rewrites only the orders staging or linking changed (models/marts/orders.sql): an
+    order whose record moved to another customer without staging rewriting it takes the new
+    customer, an order staging dropped goes, and the table equals a rebuild."""
+    warehouse, rebuilt = tmp_path / "warehouse.duckdb", tmp_path / "rebuilt.duckdb"
+    shutil.copy(two_runs[0].warehouse_path, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        stamp = con.execute("""select greatest(max(_restaged_at), (select max(absorbed_until) from audit.absorbed
+            where model = 'orders')) + interval 1 minute from marts.orders""").fetchone()[0]
+        moved = [key for (key,) in con.execute("""select record_key from intermediate.int_touchpoints_linked
+            where source_channel in ('online_orders', 'pos_purchases') and customer_id is not null
+            order by hash(record_key) limit 4""").fetchall()]
+        other, = con.execute("select max(customer_id) from marts.customers").fetchone()
+        con.execute("update intermediate.int_touchpoints_linked set customer_id = ?, _restaged_at = ? where list_contains(?, record_key)",
+                    [other, stamp, moved])
+        dropped, = con.execute("""select min(transaction_id) from staging.stg_pos__purchases
+            where 'pos_purchases:' || transaction_id not in (select unnest(?))""", [moved]).fetchone()
+        con.execute("delete from staging.stg_pos__purchases where transaction_id = ?", [dropped])
+        con.execute("delete from intermediate.int_touchpoints_linked where record_key = ?", [f"pos_purchases:{dropped}"])
+        con.execute("insert into audit.restaged_drops values ('stg_pos__purchases', ?, ?)", [dropped, stamp])
+    shutil.copy(warehouse, rebuilt)
+    for path, flags in ((warehouse, []), (rebuilt, ["--full-refresh"])):
+        done = subprocess.run([DBT_EXECUTABLE, "run", "--select", "orders", "--target-path", str(tmp_path / "target"), *flags],
+                              cwd=DBT_PROJECT_DIR, env={**os.environ, "CDP_WAREHOUSE_PATH": str(path)}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        customers = dict(con.execute("select order_id, customer_id from marts.orders where list_contains(?, order_id)", [moved]).fetchall())
+        assert customers == {key: other for key in moved}
+        assert con.execute("select count(*) from marts.orders where order_id = ?", [f"pos_purchases:{dropped}"]).fetchone()[0] == 0
+        rewritten, total = con.execute("""select count(*) filter (where _restaged_at = (select max(_restaged_at) from marts.orders)),
+            count(*) from marts.orders""").fetchone()
+        assert 0 < rewritten < total, (rewritten, total)
+    assert _checksums(warehouse, ["marts.orders"]) == _checksums(rebuilt, ["marts.orders"])
+
+
 def test_identifiers_from_before_the_record_columns_are_rewritten_whole(two_runs, tmp_path):
     """A warehouse from before int_identifiers_observed carried its records' columns: a plain
     incremental `dbt run` rewrites that table whole once, so the guards and edges read the
