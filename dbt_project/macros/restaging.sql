@@ -32,13 +32,19 @@
 {# Model config: `{{ config(**restaging_config('event_id')) }}`; key = the raw column (cleaned
    under the same name in staging) that every version of a record shares. #}
 {% macro restaging_config(key) %}
+    {%- do return(delete_insert_config(key, tombstone_hooks('delivered_on is null', logged_key=key))) -%}
+{% endmacro %}
+
+{# The config every model here shares: on DuckDB, incremental by delete+insert on `key`, with
+   `post_hook`; other targets rebuild the table. #}
+{% macro delete_insert_config(key, post_hook) %}
     {%- if target.type == 'duckdb' -%}
         {%- do return({
             'materialized': 'incremental',
             'incremental_strategy': 'delete+insert',
             'unique_key': key,
             'on_schema_change': 'append_new_columns',
-            'post_hook': tombstone_hooks('delivered_on is null', logged_key=key),
+            'post_hook': post_hook,
         }) -%}
     {%- endif -%}
     {%- do return({'materialized': 'table'}) -%}
@@ -71,17 +77,8 @@
    to the drop log for the models downstream of this one (or, for a key of several columns, the
    column named by `logged`). The identity models key by `node`. #}
 {% macro absorbing_config(logged=false, key='source_key') %}
-    {%- if target.type == 'duckdb' -%}
-        {%- set logged_key = none if not logged else (key if logged is sameas true else logged) -%}
-        {%- do return({
-            'materialized': 'incremental',
-            'incremental_strategy': 'delete+insert',
-            'unique_key': key,
-            'on_schema_change': 'append_new_columns',
-            'post_hook': tombstone_hooks('_restaged_at is null', logged_key=logged_key) + absorbed_hooks(),
-        }) -%}
-    {%- endif -%}
-    {%- do return({'materialized': 'table'}) -%}
+    {%- set logged_key = none if not logged else (key if logged is sameas true else logged) -%}
+    {%- do return(delete_insert_config(key, tombstone_hooks('_restaged_at is null', logged_key=logged_key) + absorbed_hooks())) -%}
 {% endmacro %}
 
 {# Post-hooks marking the run as taken in by this model (audit.absorbed), in the write's own
@@ -144,7 +141,7 @@
 {# On run end: removes the drops every reader of the log has taken in (`absorbed_since`), but
    the last run's (kept to inspect). The readers are the incremental models downstream of
    staging that have `_restaged_at` (a model without its table, or without the column, builds
-   in full and needs no drops). #}
+   in full and needs no drops), but those that write only the rows that changed. #}
 {% macro prune_drop_log() %}
     {%- if target.type != 'duckdb' or not execute -%}
         {%- do return('') -%}
@@ -154,7 +151,10 @@
             if node.resource_type == 'model' and node.config.materialized == 'incremental'
             and 'staging' not in node.fqn -%}
         {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias) -%}
-        {%- if relation and '_restaged_at' in (adapter.get_columns_in_relation(relation) | map(attribute='name') | list) -%}
+        {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | list if relation else [] -%}
+        {#- A table with `_row_hash` compares itself with its inputs in full and reads no drops
+            (changed_rows_config: it marks no runs either). -#}
+        {%- if '_restaged_at' in columns and '_row_hash' not in columns -%}
             {%- do newest.append(absorbed_since(relation)) -%}
         {%- endif -%}
     {%- endfor -%}
@@ -204,6 +204,47 @@
     from {{ previous }} as previous
     left join {{ rows }} on {% for k in keys %}previous.{{ k }} = {{ rows }}.{{ k }}{% if not loop.last %} and {% endif %}{% endfor %}
     where {{ rows }}.{{ keys[0] }} is null
+{%- endmacro %}
+
+{# Per-customer models computed in full each run whose write is much of their cost (a wide row,
+   or hashed keys, for every customer): a run writes only the rows of CTE `rows` that differ from
+   the table's, told by a hash of each row (`_row_hash`), and a tombstone for each key gone.
+   Any change of code or input that changes a row's values rewrites it, so the table equals a
+   rebuild. Config: `changed_rows_config(key)`. DuckDB; other targets rebuild the table, with
+   the same columns (`_row_hash` null). #}
+{% macro changed_rows_config(key) %}
+    {%- do return(delete_insert_config(key, tombstone_hooks('_restaged_at is null'))) -%}
+{% endmacro %}
+
+{% macro rows_that_changed(rows, key) -%}
+    {%- if target.type != 'duckdb' -%}
+    select *, cast(null as bigint) as _row_hash, {{ restage_stamp() }} as _restaged_at from {{ rows }}
+    {%- else -%}
+    select * from (
+        with fingerprinted as (
+            {#- A bigint (the hash's top 63 bits), the type other targets have. #}
+            select *, cast(hash(*columns(*)) >> 1 as bigint) as _row_hash, {{ restage_stamp() }} as _restaged_at
+            from {{ rows }}
+        )
+        {%- if restaging_columns_present([key, '_row_hash', '_restaged_at']) %}
+        {{ changed_rows('fingerprinted', key, ['_row_hash']) }}
+        {%- else %}
+        select * from fingerprinted
+        {%- endif %}
+    ) as changed
+    {%- endif -%}
+{%- endmacro %}
+
+{# `alias.column` for each column of `relation` that BI may get: all but the bookkeeping (a
+   leading "_", e.g. `_restaged_at`); `alias.*` before the relation exists (parsing). #}
+{% macro published_columns(relation, alias) -%}
+    {%- set names = [] -%}
+    {%- if execute -%}
+        {%- for column in adapter.get_columns_in_relation(relation) if not column.name.startswith('_') -%}
+            {%- do names.append(alias ~ '.' ~ column.name) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{- names | join(',\n    ') if names else alias ~ '.*' -}}
 {%- endmacro %}
 
 {# True (SQL) when `model` was rebuilt whole since `since` (a new column, or run alone with
