@@ -206,12 +206,13 @@
     where {{ rows }}.{{ keys[0] }} is null
 {%- endmacro %}
 
-{# Per-customer models computed in full each run whose write is much of their cost (a wide row,
-   or hashed keys, for every customer): a run writes only the rows of CTE `rows` that differ from
-   the table's, told by a hash of each row (`_row_hash`), and a tombstone for each key gone.
-   Any change of code or input that changes a row's values rewrites it, so the table equals a
-   rebuild. Config: `changed_rows_config(key)`. DuckDB; other targets rebuild the table, with
-   the same columns (`_row_hash` null). #}
+{# Models computed in full each run whose write is much of their cost (hex keys for every
+   customer): a run writes only the rows of CTE `rows` that differ from the table's, told by a
+   hash of each row (`_row_hash`), and a tombstone for each key gone. Any change of code or
+   input that changes a row's values rewrites it, so the table equals a rebuild. It pays where
+   making and writing a row costs more than hashing and comparing it: not for the profiles,
+   whose grouping of every touch is the cost. Config: `changed_rows_config(key)`. DuckDB; other
+   targets rebuild the table, with the same columns (`_row_hash` null). #}
 {% macro changed_rows_config(key) %}
     {%- do return(delete_insert_config(key, tombstone_hooks('_restaged_at is null'))) -%}
 {% endmacro %}
@@ -233,18 +234,6 @@
         {%- endif %}
     ) as changed
     {%- endif -%}
-{%- endmacro %}
-
-{# `alias.column` for each column of `relation` that BI may get: all but the bookkeeping (a
-   leading "_", e.g. `_restaged_at`); `alias.*` before the relation exists (parsing). #}
-{% macro published_columns(relation, alias) -%}
-    {%- set names = [] -%}
-    {%- if execute -%}
-        {%- for column in adapter.get_columns_in_relation(relation) if not column.name.startswith('_') -%}
-            {%- do names.append(alias ~ '.' ~ column.name) -%}
-        {%- endfor -%}
-    {%- endif -%}
-    {{- names | join(',\n    ') if names else alias ~ '.*' -}}
 {%- endmacro %}
 
 {# True (SQL) when `model` was rebuilt whole since `since` (a new column, or run alone with

@@ -2,10 +2,6 @@
 -- activity by channel, purchases, service contacts and consent. The value marts read this, and
 -- `customers` adds their tags, so tags never feed back into their own inputs.
 -- No clear-text personal data: contact values appear only as keyed hashes and masked.
--- Incremental: computed in full, but a daily run writes only the customers whose row changed
--- (macros/restaging.sql, rows_that_changed): most customers' rows are the same from day to day.
-{{ config(**changed_rows_config('customer_id')) }}
-
 with linked as {{ inlined() }} (
     select * from {{ ref('int_touchpoints_linked') }} where customer_id is not null
 ),
@@ -80,55 +76,51 @@ preferred as (
         where consents.consented
     ) as ranked
     where preference_rank = 1
-),
-
-profiles as (
-    select
-        activity.customer_id,
-        contacts.member_id,
-        contacts.member_id is not null as is_member,
-        contacts.email_key,
-        contacts.phone_key,
-        contacts.email_masked,
-        contacts.phone_masked,
-        -- The earliest touch's channel, ties on time to the lower record key. A record key is
-        -- "<channel>:<id>", so across channels the lower key is the lower "<channel>:" and the
-        -- channels' first times decide: no per-touch comparison (at a million customers an
-        -- arg_min over (time, key) was half of this model's time).
-        {%- set key_prefixes = [] %}
-        {%- for channel in touchpoint_channels() %}{% do key_prefixes.append(channel ~ ':') %}{% endfor %}
-        case
-            {%- for prefix in key_prefixes | sort(case_sensitive=true) %}
-            when activity.first_{{ prefix[:-1] }}_at = activity.first_seen_at then '{{ prefix[:-1] }}'
-            {%- endfor %}
-        end as acquisition_channel,
-        activity.first_seen_at,
-        activity.last_seen_at,
-        {%- for channel in touchpoint_channels() %}
-        activity.first_{{ channel }}_at,
-        activity.last_{{ channel }}_at,
-        {%- endfor %}
-        activity.last_login_at,
-        members.registered_at,
-        {%- for channel in contact_channels() %}
-        coalesce(consents.consent_{{ channel }}, false) as consent_{{ channel }},
-        consents.consent_{{ channel }}_at,
-        {%- endfor %}
-        consents.consent_updated_at,
-        preferred.preferred_channel,
-        cast(coalesce(purchases.order_count, 0) as integer) as order_count,
-        cast(coalesce(purchases.total_spend, 0) as decimal(18, 2)) as total_spend,
-        purchases.first_order_at,
-        purchases.last_order_at,
-        cast(activity.service_tickets as integer) as service_tickets,
-        cast(coalesce(open_tickets.open_tickets, 0) as integer) as open_tickets
-    from activity
-    left join {{ ref('int_customer_contacts') }} as contacts on activity.customer_id = contacts.customer_id
-    left join purchases on activity.customer_id = purchases.customer_id
-    left join open_tickets on activity.customer_id = open_tickets.customer_id
-    left join members on contacts.member_id = members.member_id
-    left join consents on activity.customer_id = consents.customer_id
-    left join preferred on activity.customer_id = preferred.customer_id
 )
 
-{{ rows_that_changed('profiles', 'customer_id') }}
+select
+    activity.customer_id,
+    contacts.member_id,
+    contacts.member_id is not null as is_member,
+    contacts.email_key,
+    contacts.phone_key,
+    contacts.email_masked,
+    contacts.phone_masked,
+    -- The earliest touch's channel, ties on time to the lower record key. A record key is
+    -- "<channel>:<id>", so across channels the lower key is the lower "<channel>:" and the
+    -- channels' first times decide: no per-touch comparison (at a million customers an
+    -- arg_min over (time, key) was half of this model's time).
+    {%- set key_prefixes = [] %}
+    {%- for channel in touchpoint_channels() %}{% do key_prefixes.append(channel ~ ':') %}{% endfor %}
+    case
+        {%- for prefix in key_prefixes | sort(case_sensitive=true) %}
+        when activity.first_{{ prefix[:-1] }}_at = activity.first_seen_at then '{{ prefix[:-1] }}'
+        {%- endfor %}
+    end as acquisition_channel,
+    activity.first_seen_at,
+    activity.last_seen_at,
+    {%- for channel in touchpoint_channels() %}
+    activity.first_{{ channel }}_at,
+    activity.last_{{ channel }}_at,
+    {%- endfor %}
+    activity.last_login_at,
+    members.registered_at,
+    {%- for channel in contact_channels() %}
+    coalesce(consents.consent_{{ channel }}, false) as consent_{{ channel }},
+    consents.consent_{{ channel }}_at,
+    {%- endfor %}
+    consents.consent_updated_at,
+    preferred.preferred_channel,
+    cast(coalesce(purchases.order_count, 0) as integer) as order_count,
+    cast(coalesce(purchases.total_spend, 0) as decimal(18, 2)) as total_spend,
+    purchases.first_order_at,
+    purchases.last_order_at,
+    cast(activity.service_tickets as integer) as service_tickets,
+    cast(coalesce(open_tickets.open_tickets, 0) as integer) as open_tickets
+from activity
+left join {{ ref('int_customer_contacts') }} as contacts on activity.customer_id = contacts.customer_id
+left join purchases on activity.customer_id = purchases.customer_id
+left join open_tickets on activity.customer_id = open_tickets.customer_id
+left join members on contacts.member_id = members.member_id
+left join consents on activity.customer_id = consents.customer_id
+left join preferred on activity.customer_id = preferred.customer_id

@@ -2,7 +2,7 @@
 -- marts (segment and tier, lifecycle stage, churn warning, formula CLV). The marts read the
 -- profile, not this table, so the tags never feed back into their own inputs.
 select
-    {{ published_columns(ref('int_customer_profiles'), 'profiles') }},
+    profiles.*,
     rfm.segment,
     rfm.tier,
     rfm.value_score,
