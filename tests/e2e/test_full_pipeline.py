@@ -181,6 +181,28 @@ def test_served_history_equals_the_warehouse_with_only_the_run_day_written_again
     assert unserved == 0
 
 
+def test_served_orders_equal_the_warehouse_after_publishes_that_carried_them_over(two_runs):
+    """Orders are carried over from the live serve file with only the rows dbt wrote since
+    (orchestration/serve.py): after three publishes they still equal the warehouse's orders, and
+    the version records the newest run whose rows it holds."""
+    settings, _, _ = two_runs
+    warehouse = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        orders = sorted(warehouse.execute("select * exclude (_restaged_at) from marts.orders").fetchall())
+        newest = warehouse.execute("select max(_restaged_at) from marts.orders").fetchone()[0]
+    finally:
+        warehouse.close()
+    serve = duckdb.connect(str(settings.serve_path), read_only=True)
+    try:
+        served = sorted(serve.execute("select * from orders").fetchall())
+        through = serve.execute(
+            "select restaged_through from serve_manifest where table_name = 'orders'").fetchone()[0]
+    finally:
+        serve.close()
+    assert orders and served == orders
+    assert through == newest
+
+
 def test_unification_links_channels(two_runs):
     """Fewer customers than people-with-records would mean over-merging; far more would mean
     the channels were not linked at all."""

@@ -163,3 +163,81 @@ def test_a_carried_over_file_stays_the_size_of_one_version(tmp_path, history):
                         "from range(500000) t(i)")
         sizes.append(publish(history, serve, tables, DAILY).bytes)
     assert max(sizes) < 1.3 * sizes[0], sizes
+
+
+ORDERS = {"orders": ("marts.orders", "order_id")}
+
+
+@pytest.fixture
+def orders(warehouse):
+    """Orders as dbt keeps them: each row stamped with the run that last wrote it."""
+    warehouse.execute("""create table marts.orders as
+        select 'O' || i as order_id, i * 10 as amount, timestamp '2026-01-01 06:00' as _restaged_at from range(5) t(i)""")
+    return warehouse
+
+
+def _served_orders(path):
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        return sorted(reader.execute("select * from orders").fetchall())
+    finally:
+        reader.close()
+
+
+def _warehouse_orders(con):
+    return sorted(con.execute("select * exclude (_restaged_at) from marts.orders").fetchall())
+
+
+def _next_run(con, stamp="2026-01-02 06:00"):
+    """A dbt run: rewrites O1 (a new amount), adds O5 and drops O3 (its tombstone is deleted)."""
+    con.execute(f"update marts.orders set amount = 11, _restaged_at = timestamp '{stamp}' where order_id = 'O1'")
+    con.execute(f"insert into marts.orders values ('O5', 50, timestamp '{stamp}')")
+    con.execute("delete from marts.orders where order_id = 'O3'")
+
+
+def test_restaged_table_writes_only_the_rows_written_since_and_drops_those_gone(tmp_path, orders):
+    serve = tmp_path / "serve.duckdb"
+    assert publish(orders, serve, ORDERS).rows_written == {"orders": 5}
+    _next_run(orders)
+    result = publish(orders, serve, ORDERS)
+    assert result.rows_written == {"orders": 2}
+    assert result.row_counts == {"orders": 5}
+    assert _served_orders(serve) == _warehouse_orders(orders)
+    # Nothing new: nothing written, the same rows served.
+    assert publish(orders, serve, ORDERS).rows_written == {"orders": 0}
+    assert _served_orders(serve) == _warehouse_orders(orders)
+
+
+def test_restaged_rows_older_than_the_live_version_are_carried_over_not_read(tmp_path, orders):
+    serve = tmp_path / "serve.duckdb"
+    publish(orders, serve, ORDERS)
+    # An edit that keeps its old stamp is not dbt's: the carried row is served, as for history.
+    orders.execute("update marts.orders set amount = -1 where order_id = 'O2'")
+    assert publish(orders, serve, ORDERS).rows_written == {"orders": 0}
+    assert ("O2", 20) in _served_orders(serve)
+
+
+def _live_version_lacks_a_row(warehouse, serve):
+    live = duckdb.connect(str(serve))
+    live.execute("delete from orders where order_id = 'O4'")
+    live.close()
+
+
+def _warehouse_put_back(warehouse, serve):
+    warehouse.execute("update marts.orders set _restaged_at = timestamp '2025-12-01 06:00'")
+
+
+def _version_without_the_stamp(warehouse, serve):
+    live = duckdb.connect(str(serve))
+    live.execute("alter table serve_manifest drop column restaged_through")
+    live.close()
+
+
+@pytest.mark.parametrize("change", [_live_version_lacks_a_row, _erasure_applied, _warehouse_put_back,
+                                    _version_without_the_stamp])
+def test_restaged_table_is_written_whole_when_the_live_version_cannot_be_carried_over(tmp_path, orders, change):
+    serve = tmp_path / "serve.duckdb"
+    publish(orders, serve, ORDERS)
+    change(orders, serve)
+    assert publish(orders, serve, ORDERS).rows_written == {"orders": 5}
+    assert _served_orders(serve) == _warehouse_orders(orders)
