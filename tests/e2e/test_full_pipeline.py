@@ -157,24 +157,24 @@ def test_serve_file_holds_bi_tables_at_their_grain(two_runs):
         con.close()
 
 
+def _read(path, *queries) -> list[list[tuple]]:
+    """Each query's rows, sorted, from a read-only connection to a DuckDB file."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return [sorted(con.execute(query).fetchall()) for query in queries]
+    finally:
+        con.close()
+
+
 def test_served_history_equals_the_warehouse_with_only_the_run_day_written_again(two_runs):
     """The serve file carries history days over from its previous version (orchestration/serve.py):
     after three runs over two as-of days it still holds exactly the warehouse's history, the last
     publish wrote only the day its run logged, and the log is consumed."""
     settings, _, _ = two_runs
-    warehouse = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        history = sorted(warehouse.execute("select * from marts.customer_history").fetchall())
-        unserved = warehouse.execute("select count(*) from audit.history_days_written").fetchone()[0]
-    finally:
-        warehouse.close()
-    serve = duckdb.connect(str(settings.serve_path), read_only=True)
-    try:
-        served = sorted(serve.execute("select * from customer_history").fetchall())
-        days_written = serve.execute(
-            "select days_written from serve_manifest where table_name = 'customer_history'").fetchone()[0]
-    finally:
-        serve.close()
+    history, ((unserved,),) = _read(settings.warehouse_path, "select * from marts.customer_history",
+                                    "select count(*) from audit.history_days_written")
+    served, ((days_written,),) = _read(settings.serve_path, "select * from customer_history",
+                                       "select days_written from serve_manifest where table_name = 'customer_history'")
     assert {row[0] for row in history} == {EARLY_END, E2E_END}
     assert served == history
     assert days_written == 1
@@ -186,19 +186,10 @@ def test_served_orders_equal_the_warehouse_after_publishes_that_carried_them_ove
     (orchestration/serve.py): after three publishes they still equal the warehouse's orders, and
     the version records the newest run whose rows it holds."""
     settings, _, _ = two_runs
-    warehouse = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        orders = sorted(warehouse.execute("select * exclude (_restaged_at) from marts.orders").fetchall())
-        newest = warehouse.execute("select max(_restaged_at) from marts.orders").fetchone()[0]
-    finally:
-        warehouse.close()
-    serve = duckdb.connect(str(settings.serve_path), read_only=True)
-    try:
-        served = sorted(serve.execute("select * from orders").fetchall())
-        through = serve.execute(
-            "select restaged_through from serve_manifest where table_name = 'orders'").fetchone()[0]
-    finally:
-        serve.close()
+    orders, ((newest,),) = _read(settings.warehouse_path, "select * exclude (_restaged_at) from marts.orders",
+                                 "select max(_restaged_at) from marts.orders")
+    served, ((through,),) = _read(settings.serve_path, "select * from orders",
+                                  "select restaged_through from serve_manifest where table_name = 'orders'")
     assert orders and served == orders
     assert through == newest
 
