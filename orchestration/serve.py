@@ -74,9 +74,11 @@ def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, 
     Path(str(next_path) + ".wal").unlink(missing_ok=True)
     logged = _logged_days(con)
     stamped = {name: key for name, key in restaged.items() if name in tables and _has_stamp(con, tables[name][0])}
+    # The newest run each restaged table holds: the manifest keeps it for the next publish.
+    stamps = {name: con.execute(f"SELECT max({STAMP}) FROM {tables[name][0]}").fetchone()[0] for name in stamped}
     candidates = {name: relation for name, (relation, _) in tables.items()
                   if (name in daily and logged is not None) or name in stamped}
-    carried = _carried_tables(con, serve_path, candidates, daily)
+    carried = _carried_tables(con, serve_path, candidates, daily, stamps)
     if carried:
         shutil.copyfile(serve_path, next_path)
     con.execute(f"ATTACH '{next_path}' AS serve_next")
@@ -86,11 +88,9 @@ def publish(con: duckdb.DuckDBPyConnection, serve_path: Path, tables: dict[str, 
         for name in _tables(con, "serve_next") - set(carried):
             con.execute(f"DROP TABLE serve_next.main.{name}")
         con.execute("CHECKPOINT serve_next")
-        counts, days_written, rows_written, stamps = {}, {}, {}, {}
+        counts, days_written, rows_written = {}, {}, {}
         for name, (relation, key) in tables.items():
             target = f"serve_next.main.{name}"
-            if name in stamped:
-                stamps[name] = con.execute(f"SELECT max({STAMP}) FROM {relation}").fetchone()[0]
             if name in carried and name in daily:
                 days_written[name] = _write_changed_days(
                     con, target, relation, key, daily[name], {day for logged_relation, day, _ in logged if logged_relation == relation})
@@ -137,15 +137,15 @@ def _logged_days(con: duckdb.DuckDBPyConnection) -> list[tuple] | None:
 
 
 def _carried_tables(con: duckdb.DuckDBPyConnection, serve_path: Path, candidates: dict[str, str],
-                    daily: dict[str, str]) -> dict[str, datetime | None]:
+                    daily: dict[str, str], stamps: dict[str, datetime | None]) -> dict[str, datetime | None]:
     """The tables (name -> warehouse relation) whose rows the live version can pass on, each with
     the newest run whose rows it holds (restaged tables; None for history tables). None without
     a live version, with one that cannot be read, or after an erasure applied since it was
     published: the next version then starts from an empty file, so it holds no bytes of the
     erased. A history table qualifies if the live version published it while dbt logged its days
     (a version from before the log may lack days written since), a restaged table if the live
-    version recorded its newest run and the warehouse's newest is no older (a warehouse put back
-    to an older copy is published whole); either must still have the warehouse's columns."""
+    version recorded its newest run and the warehouse's newest (`stamps`) is no older (a warehouse
+    put back to an older copy is published whole); either must still have the warehouse's columns."""
     if not candidates or not serve_path.exists():
         return {}
     try:
@@ -166,8 +166,7 @@ def _carried_tables(con: duckdb.DuckDBPyConnection, serve_path: Path, candidates
             _, days, stamp = live[name]
             if name in daily and days is not None:
                 qualified[name] = None
-            elif name not in daily and stamp is not None and \
-                    con.execute(f"SELECT coalesce(max({STAMP}) >= ?, true) FROM {relation}", [stamp]).fetchone()[0]:
+            elif name not in daily and stamp is not None and (stamps[name] is None or stamps[name] >= stamp):
                 qualified[name] = stamp
         if qualified and _erased_since(con, min(live[name][0] for name in qualified)):
             return {}
