@@ -21,7 +21,7 @@ import fsspec
 
 from orchestration.sources.catalog import Channel
 from orchestration.sources.errors import SourceError
-from orchestration.sources.landing import LoadResult, create_incoming, land
+from orchestration.sources.landing import LoadResult, create_incoming, insert_incoming, land
 from orchestration.sources.rules import lit, q
 
 # Python codec per catalog encoding; utf-8-sig also reads files without a BOM.
@@ -184,9 +184,7 @@ class _FileReader:
         self.con.execute("DROP TABLE IF EXISTS _rejects")
         self.con.execute("DROP TABLE IF EXISTS _rejects_scan")
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE _rows AS SELECT {self._select_list(q)}, _file FROM {source}")
-        self.con.execute(
-            f"INSERT INTO _incoming {self._numbered('_rows', self._select_list(lambda name: 't.' + q(name)))}"
-        )
+        insert_incoming(self.con, self.channel, self._numbered('_rows', self._select_list(lambda name: 't.' + q(name))))
         self.con.execute("DROP TABLE _rows")
         self.con.execute(
             "INSERT INTO _incoming_rejects SELECT any_value(r.csv_line), "
@@ -211,9 +209,10 @@ class _FileReader:
         names = [self.channel.source_name(c) for c in self.channel.columns]
         paths = "[" + ", ".join(lit("$." + json_path_key(name)) for name in names) + "]"
         values = ", ".join(f"v[{i}]" for i in range(1, len(names) + 1))
-        self.con.execute(
-            f"INSERT INTO _incoming SELECT {values}, day, location, n FROM "
-            f"(SELECT json_extract_string(line, {paths}) AS v, day, location, n FROM ({numbered}) WHERE is_object)"
+        insert_incoming(
+            self.con, self.channel,
+            f"SELECT {values}, day, location, n FROM "
+            f"(SELECT json_extract_string(line, {paths}) AS v, day, location, n FROM ({numbered}) WHERE is_object)",
         )
         self.con.execute(
             f"INSERT INTO _incoming_rejects SELECT line, 'malformed JSON line', day, location, n FROM ({numbered}) "
@@ -225,9 +224,10 @@ class _FileReader:
         # Whatever type a column arrived in, raw keeps its text; the row rules judge the value.
         source = (f"read_parquet({self._sources(readables)}, union_by_name=true, filename='_file', "
                   "file_row_number=true)")
-        self.con.execute(
-            f"INSERT INTO _incoming SELECT {self._select_list(lambda n: f'CAST({q(n)} AS VARCHAR)')}, f.day, f.location, "
-            f"file_row_number + 1 FROM {source} JOIN _files AS f ON f.file = _file"
+        insert_incoming(
+            self.con, self.channel,
+            f"SELECT {self._select_list(lambda n: f'CAST({q(n)} AS VARCHAR)')}, f.day, f.location, "
+            f"file_row_number + 1 FROM {source} JOIN _files AS f ON f.file = _file",
         )
 
 

@@ -1,9 +1,9 @@
 """Landing: what every connector shares once rows are staged in the _incoming temp table.
 
-Connectors fill `_incoming` (the channel's fields as text + where each row came from) and
-`_incoming_rejects` (rows they could not even parse); `land` then applies the row rules and,
-in one transaction, replaces the partition in raw.<channel> and quarantine.<channel> and
-writes the ledger line. Re-landing the same days therefore never duplicates anything."""
+Connectors fill `_incoming` (the channel's fields as text + where each row came from, judged
+by the row rules as they go in: `insert_incoming`) and `_incoming_rejects` (rows they could not
+even parse); `land` then, in one transaction, replaces the partition in raw.<channel> and
+quarantine.<channel> and writes the ledger line. Re-landing the same days therefore never duplicates anything."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from orchestration.erasure import drop_erased
 from orchestration.sources.catalog import Channel
-from orchestration.sources.rules import field_issues, lit, q, quarantine_reason
+from orchestration.sources.rules import field_issues, judged, lit, parsed_timestamp, q
 
 METADATA_COLUMNS = "_partition_date DATE, _source_location VARCHAR, _source_row BIGINT"
 
@@ -71,15 +71,22 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
 
 def create_incoming(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
     cols = ", ".join(f"{q(c)} VARCHAR" for c in channel.columns)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming ({cols}, {METADATA_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming ({cols}, {METADATA_COLUMNS}, _reason VARCHAR)")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _incoming_rejects (record VARCHAR, reason VARCHAR, {METADATA_COLUMNS})")
+
+
+def insert_incoming(con: duckdb.DuckDBPyConnection, channel: Channel, rows: str) -> None:
+    """Add `rows` (SQL selecting the channel's fields as text, then the partition day, the source
+    location and the row's number there) to _incoming with the first rule each breaks. Judged
+    on the way in: a judged copy of the whole delivery cost as much as the rules."""
+    names = ", ".join(q(c) for c in (*channel.columns, "_partition_date", "_source_location", "_source_row"))
+    con.execute(f"INSERT INTO _incoming {judged(channel, f'({rows}) AS _rows({names})')}")
 
 
 def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, started: float) -> LoadResult:
     """Move _incoming into raw/quarantine for the result's partition range, atomically."""
     ensure_tables(con, channel)
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    reason = quarantine_reason(channel)
     select = ", ".join(q(c) for c in channel.columns)
     table = q(channel.name)
     window = f"_partition_date BETWEEN DATE {lit(result.partition_start)} AND DATE {lit(result.partition_end)}"
@@ -88,20 +95,19 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
         erased = drop_erased(con, channel)
         if erased:
             result.notes.append(f"{erased} rows of erased people not landed")
-        # Each row's rules are judged once; the verdict splits it between raw and quarantine.
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _judged AS SELECT *, {reason} AS _reason FROM _incoming")
+        # Each row's verdict (_reason, judged as it came in) splits it between raw and quarantine.
         con.execute(f"DELETE FROM raw.{table} WHERE {window}")
         con.execute(f"DELETE FROM quarantine.{table} WHERE {window}")
         con.execute(f"DELETE FROM audit.field_issues WHERE channel = ? AND {window}", [channel.name])
         con.execute(
             f"INSERT INTO raw.{table} SELECT {select}, _partition_date, _source_location, _source_row, ?, ? "
-            "FROM _judged WHERE _reason IS NULL",
+            "FROM _incoming WHERE _reason IS NULL",
             [result.load_id, loaded_at],
         )
         con.execute(
             f"INSERT INTO quarantine.{table} "
             f"SELECT to_json(struct_pack({select}))::VARCHAR, _reason, _partition_date, _source_location, "
-            "_source_row, ?, ? FROM _judged WHERE _reason IS NOT NULL "
+            "_source_row, ?, ? FROM _incoming WHERE _reason IS NOT NULL "
             "UNION ALL SELECT record, reason, _partition_date, _source_location, _source_row, ?, ? FROM _incoming_rejects",
             [result.load_id, loaded_at, result.load_id, loaded_at],
         )
@@ -109,7 +115,7 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
         for column, issue, condition in field_issues(channel):
             con.execute(
                 f"INSERT INTO audit.field_issues SELECT ?, ?, ?, _partition_date, _source_location, _source_row, ?, ? "
-                f"FROM _judged WHERE _reason IS NULL AND ({condition})",
+                f"FROM _incoming WHERE _reason IS NULL AND ({condition})",
                 [channel.name, column, issue, result.load_id, loaded_at],
             )
         result.field_issues = {
@@ -146,7 +152,7 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
         con.execute("ROLLBACK")
         raise
     finally:
-        for temp in ("_judged", "_incoming", "_incoming_rejects"):
+        for temp in ("_incoming", "_incoming_rejects"):
             con.execute(f"DROP TABLE IF EXISTS {temp}")
     return result
 
@@ -158,17 +164,15 @@ def stage_frames(con: duckdb.DuckDBPyConnection, channel: Channel, frames, curso
     the window's first day (so a re-load still replaces them) and are judged by the row rules.
     Frames go in batches of about `batch_rows`: an API's pages are small, and one insert per
     page cost more than the page itself."""
-    from orchestration.sources.rules import parsed_timestamp
-
     select = ", ".join(q(c) for c in channel.columns)
 
     def insert(batch: list[pd.DataFrame]) -> None:
         con.register("_frame", pd.concat(batch, ignore_index=True))
         try:
-            con.execute(
-                f"INSERT INTO _incoming SELECT {select}, "
-                f"coalesce(CAST({parsed_timestamp(q(cursor_field))} AS DATE), DATE {lit(first_day)}), "
-                "_source_location, _source_row FROM _frame"
+            insert_incoming(
+                con, channel,
+                f"SELECT {select}, coalesce(CAST({parsed_timestamp(q(cursor_field))} AS DATE), DATE {lit(first_day)}), "
+                "_source_location, _source_row FROM _frame",
             )
         finally:
             con.unregister("_frame")

@@ -43,31 +43,47 @@ def parsed_amount(expr: str) -> str:
     return f"try_cast(nullif(regexp_replace({expr}, '[^0-9.-]', '', 'g'), '') as decimal(18, 2))"
 
 
-def quarantine_reason(channel: Channel) -> str:
-    """SQL for the first rule a row of _incoming breaks, or NULL when the row is usable."""
+def judged(channel: Channel, source: str) -> str:
+    """SELECT of every column of `source` (a relation with the channel's fields and
+    _partition_date) plus `_reason`: the first rule the row breaks, or NULL when it is usable.
+    A field's trimmed value and parsed timestamp are computed once, in a subquery, for all the
+    rules that read them: a CASE evaluates its branches' expressions again in each branch."""
+    helpers: dict[str, str] = {}
+
+    def once(name: str, expr: str) -> str:
+        helpers[q(name)] = expr
+        return q(name)
+
+    def value(column: str) -> str:
+        return once(f"_judge_value_{column}", f"nullif(trim({q(column)}), '')")
+
     checks: list[str] = []
     for column in channel.required:
-        checks.append(f"WHEN nullif(trim({q(column)}), '') IS NULL THEN 'missing required field: {column}'")
+        checks.append(f"WHEN {value(column)} IS NULL THEN 'missing required field: {column}'")
     for column in channel.timestamps:
-        value = f"nullif(trim({q(column)}), '')"
-        parsed = parsed_timestamp(q(column))
-        checks.append(f"WHEN {value} IS NOT NULL AND {parsed} IS NULL THEN 'unparseable timestamp in {column}'")
+        parsed = once(f"_judge_parsed_{column}", parsed_timestamp(q(column)))
+        checks.append(f"WHEN {value(column)} IS NOT NULL AND {parsed} IS NULL THEN 'unparseable timestamp in {column}'")
         checks.append(
             f"WHEN {parsed} > _partition_date + INTERVAL {FUTURE_TOLERANCE_DAYS + 1} DAY "
             f"THEN 'timestamp in the future: {column}'"
         )
     for column in channel.amounts:
-        value = f"nullif(trim({q(column)}), '')"
-        checks.append(f"WHEN {value} IS NOT NULL AND {parsed_amount(q(column))} IS NULL THEN 'unparseable amount in {column}'")
+        checks.append(f"WHEN {value(column)} IS NOT NULL AND {parsed_amount(q(column))} IS NULL "
+                      f"THEN 'unparseable amount in {column}'")
     for column, values in channel.accepted_values.items():
         allowed = ", ".join(lit(v.lower()) for v in values)
-        checks.append(
-            f"WHEN nullif(trim({q(column)}), '') IS NOT NULL AND lower(trim({q(column)})) NOT IN ({allowed}) "
-            f"THEN 'unknown {column}'"
-        )
+        checks.append(f"WHEN {value(column)} IS NOT NULL AND lower({value(column)}) NOT IN ({allowed}) "
+                      f"THEN 'unknown {column}'")
     for rule in channel.rules:
         checks.append(f"WHEN ({rule.when}) THEN {lit(rule.reason)}")
-    return "CASE " + " ".join(checks) + " END" if checks else "NULL"
+    if not checks:
+        return f"SELECT *, CAST(NULL AS VARCHAR) AS _reason FROM {source}"
+    computed = ", ".join(f"{expr} AS {name}" for name, expr in helpers.items())
+    reason = "CASE " + " ".join(checks) + " END"
+    if not helpers:
+        return f"SELECT *, {reason} AS _reason FROM {source}"
+    return (f"SELECT * EXCLUDE ({', '.join(helpers)}), {reason} AS _reason "
+            f"FROM (SELECT *, {computed} FROM {source}) AS _judging")
 
 
 FULL_WIDTH_DIGITS = "０１２３４５６７８９"
@@ -83,20 +99,40 @@ def _project_vars() -> dict:
 def cleaned_text(expr: str) -> str:
     """SQL twin of the dbt macro clean_text: trimmed, control characters removed, full-width
     digits folded, empty -> NULL."""
-    folded = f"translate({expr}, {lit(FULL_WIDTH_DIGITS)}, '0123456789')"
-    return f"nullif(trim(regexp_replace({folded}, '[[:cntrl:]]', '', 'g')), '')"
+    return f"nullif(trim(regexp_replace({folded_digits(expr)}, '[[:cntrl:]]', '', 'g')), '')"
+
+
+def folded_digits(expr: str) -> str:
+    """SQL twin of the dbt macro fold_digits: full-width digits as ASCII, translated only in text
+    with a multi-byte character (translate is slow, and only such text can hold one)."""
+    return (f"CASE WHEN strlen({expr}) = length({expr}) THEN {expr} "
+            f"ELSE translate({expr}, {lit(FULL_WIDTH_DIGITS)}, '0123456789') END")
+
+
+def is_email(expr: str) -> str:
+    """SQL: true when normalize_email accepts the value."""
+    return f"regexp_full_match(lower(trim({expr})), {lit(VALID_EMAIL)})"
 
 
 def normalized_email(expr: str) -> str:
     """SQL twin of the dbt macro normalize_email (NULL when not an email)."""
-    value = f"lower(trim({expr}))"
-    return f"CASE WHEN regexp_full_match({value}, {lit(VALID_EMAIL)}) THEN {value} END"
+    return f"CASE WHEN {is_email(expr)} THEN lower(trim({expr})) END"
+
+
+def _phone_digits(expr: str) -> tuple[str, str]:
+    """The value's digits (SQL) and the country code they are completed with."""
+    return f"regexp_replace({folded_digits(expr)}, '[^0-9]', '', 'g')", str(_project_vars()["default_phone_country_code"])
+
+
+def is_phone(expr: str) -> str:
+    """SQL: true when normalize_phone accepts the value (its digits computed once, not per branch)."""
+    digits, cc = _phone_digits(expr)
+    return f"regexp_full_match({digits}, '{cc}[0-9]{{11}}|1[0-9]{{10}}')"
 
 
 def normalized_phone(expr: str) -> str:
     """SQL twin of the dbt macro normalize_phone: E.164, or NULL when not a phone."""
-    cc = str(_project_vars()["default_phone_country_code"])
-    digits = f"regexp_replace(translate({expr}, {lit(FULL_WIDTH_DIGITS)}, '0123456789'), '[^0-9]', '', 'g')"
+    digits, cc = _phone_digits(expr)
     return (f"CASE WHEN length({digits}) = {11 + len(cc)} AND {digits} LIKE '{cc}%' THEN '+' || {digits} "
             f"WHEN length({digits}) = 11 AND {digits} LIKE '1%' THEN '+{cc}' || {digits} END")
 
@@ -106,8 +142,8 @@ def field_issues(channel: Channel) -> list[tuple[str, str, str]]:
     issues = []
     for column in channel.emails:
         value = f"nullif(trim({q(column)}), '')"
-        issues.append((column, "invalid email", f"{value} IS NOT NULL AND {normalized_email(value)} IS NULL"))
+        issues.append((column, "invalid email", f"{value} IS NOT NULL AND NOT {is_email(value)}"))
     for column in channel.phones:
         value = f"nullif(trim({q(column)}), '')"
-        issues.append((column, "invalid phone", f"{value} IS NOT NULL AND {normalized_phone(value)} IS NULL"))
+        issues.append((column, "invalid phone", f"{value} IS NOT NULL AND NOT {is_phone(value)}"))
     return issues
