@@ -5,9 +5,14 @@
     nullif(trim({{ cdp.regexp_replace_all(fold_digits(expr), '[[:cntrl:]]', '') }}), '')
 {%- endmacro %}
 
-{# Full-width digits (０-９, typed on Chinese keyboards) as ASCII digits. #}
+{# Full-width digits (０-９, typed on Chinese keyboards) as ASCII digits. Translated only in text
+   with a multi-byte character, the only text that can hold one: translate on every value was
+   two thirds of the cleaning's time. #}
 {% macro fold_digits(expr) -%}
-    translate({{ expr }}, '０１２３４５６７８９', '0123456789')
+    case
+        when {{ cdp.byte_length(expr) }} = length({{ expr }}) then {{ expr }}
+        else translate({{ expr }}, '０１２３４５６７８９', '0123456789')
+    end
 {%- endmacro %}
 
 {% macro normalize_email(expr) -%}

@@ -48,6 +48,19 @@
     {{ ns.pattern }}
 {%- endmacro %}
 
+{# Length in bytes of a text value (length() counts characters). #}
+{% macro byte_length(expr) -%}
+    {{ return(adapter.dispatch('byte_length', 'cdp')(expr)) }}
+{%- endmacro %}
+
+{% macro default__byte_length(expr) -%}
+    octet_length({{ expr }})
+{%- endmacro %}
+
+{% macro duckdb__byte_length(expr) -%}
+    strlen({{ expr }})
+{%- endmacro %}
+
 {# Label propagation: DuckDB materialises each pass once instead of inlining the chain of passes. #}
 {% macro cte_materialized() -%}
     {{ return(adapter.dispatch('cte_materialized', 'cdp')()) }}

@@ -3,7 +3,8 @@
 Connectors fill `_incoming` (the channel's fields as text + where each row came from, judged
 by the row rules as they go in: `insert_incoming`) and `_incoming_rejects` (rows they could not
 even parse); `land` then, in one transaction, replaces the partition in raw.<channel> and
-quarantine.<channel> and writes the ledger line. Re-landing the same days therefore never duplicates anything."""
+quarantine.<channel> and writes the ledger line. Re-landing the same days therefore never
+duplicates anything."""
 
 from __future__ import annotations
 
