@@ -1,0 +1,40 @@
+"""The landing rules' SQL helpers: the acceptance predicates agree with the normalisers they
+stand in for, and full-width digits fold whether or not the text holds other multi-byte text."""
+
+import duckdb
+import pytest
+
+from orchestration.sources.rules import cleaned_text, is_email, is_phone, lit, normalized_email, normalized_phone
+
+PHONES = ["13800138000", "+86 138-0013-8000", "８６１３８００１３８０００", "１３８００１３８０００", "8613800138000",
+          "12345", "23800138000", "861380013800", "87 13800138000", "+1 415 555 0100", "", "电话13800138000"]
+EMAILS = ["a@x.com", " A.Lee@Example.COM ", "not-an-email", "a@b", "a b@x.com", "a@@x.com", "张@例子.中国", ""]
+
+
+@pytest.fixture(scope="module")
+def con():
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+@pytest.mark.parametrize("value", PHONES)
+def test_is_phone_accepts_exactly_what_normalized_phone_keeps(con, value):
+    accepted, normalized = con.execute(f"SELECT {is_phone(lit(value))}, {normalized_phone(lit(value))}").fetchone()
+    assert accepted == (normalized is not None)
+
+
+@pytest.mark.parametrize("value", EMAILS)
+def test_is_email_accepts_exactly_what_normalized_email_keeps(con, value):
+    accepted, normalized = con.execute(f"SELECT {is_email(lit(value))}, {normalized_email(lit(value))}").fetchone()
+    assert accepted == (normalized is not None)
+
+
+@pytest.mark.parametrize(("value", "cleaned"), [
+    ("M０００１", "M0001"),              # full-width digits only
+    ("店铺０７", "店铺07"),               # beside other multi-byte text
+    ("M0001", "M0001"),                  # ASCII: left as it is
+    (" D\x07１ ", "D1"),                  # control character and padding
+])
+def test_cleaned_text_folds_full_width_digits_wherever_they_are(con, value, cleaned):
+    assert con.execute(f"SELECT {cleaned_text(lit(value))}").fetchone()[0] == cleaned
