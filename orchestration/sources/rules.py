@@ -76,12 +76,10 @@ def judged(channel: Channel, source: str) -> str:
                       f"THEN 'unknown {column}'")
     for rule in channel.rules:
         checks.append(f"WHEN ({rule.when}) THEN {lit(rule.reason)}")
-    if not checks:
-        return f"SELECT *, CAST(NULL AS VARCHAR) AS _reason FROM {source}"
-    computed = ", ".join(f"{expr} AS {name}" for name, expr in helpers.items())
-    reason = "CASE " + " ".join(checks) + " END"
+    reason = f"CASE {' '.join(checks)} END" if checks else "CAST(NULL AS VARCHAR)"
     if not helpers:
         return f"SELECT *, {reason} AS _reason FROM {source}"
+    computed = ", ".join(f"{expr} AS {name}" for name, expr in helpers.items())
     return (f"SELECT * EXCLUDE ({', '.join(helpers)}), {reason} AS _reason "
             f"FROM (SELECT *, {computed} FROM {source}) AS _judging")
 

@@ -4,7 +4,16 @@ stand in for, and full-width digits fold whether or not the text holds other mul
 import duckdb
 import pytest
 
-from orchestration.sources.rules import cleaned_text, is_email, is_phone, lit, normalized_email, normalized_phone
+from orchestration.sources.catalog import Channel, Rule
+from orchestration.sources.rules import (
+    cleaned_text,
+    is_email,
+    is_phone,
+    judged,
+    lit,
+    normalized_email,
+    normalized_phone,
+)
 
 PHONES = ["13800138000", "+86 138-0013-8000", "８６１３８００１３８０００", "１３８００１３８０００", "8613800138000",
           "12345", "23800138000", "861380013800", "87 13800138000", "+1 415 555 0100", "", "电话13800138000"]
@@ -38,3 +47,23 @@ def test_is_email_accepts_exactly_what_normalized_email_keeps(con, value):
 ])
 def test_cleaned_text_folds_full_width_digits_wherever_they_are(con, value, cleaned):
     assert con.execute(f"SELECT {cleaned_text(lit(value))}").fetchone()[0] == cleaned
+
+
+def _channel(required=(), **judged_by) -> Channel:
+    return Channel(name="t", description="", connector="file", columns=("id", "seen"), natural_key="id",
+                   event_time=None, required=required, **judged_by)
+
+
+@pytest.mark.parametrize(("judged_by", "reasons"), [
+    ({}, [None, None, None]),
+    ({"rules": (Rule(when="id = 'x'", reason="no x"),)}, [None, "no x", None]),
+    ({"required": ("id",), "timestamps": ("seen",)},
+     [None, "unparseable timestamp in seen", "missing required field: id"]),
+])
+def test_judged_gives_each_row_its_first_broken_rule_and_keeps_only_the_source_columns(con, judged_by, reasons):
+    con.execute("CREATE OR REPLACE TABLE rows AS SELECT * FROM (VALUES (1, 'a', '2026-01-02'), (2, 'x', 'soon'),"
+                " (3, ' ', NULL)) AS t(n, id, seen)")
+    con.execute("CREATE OR REPLACE TABLE landed AS SELECT *, DATE '2026-01-02' AS _partition_date FROM rows")
+    judged_rows = con.execute(f"SELECT * FROM ({judged(_channel(**judged_by), 'landed')}) ORDER BY n")
+    assert [column[0] for column in judged_rows.description] == ["n", "id", "seen", "_partition_date", "_reason"]
+    assert [row[-1] for row in judged_rows.fetchall()] == reasons
