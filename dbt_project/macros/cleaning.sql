@@ -37,6 +37,14 @@
     {{ dbt.safe_cast(cdp.regexp_replace_all(expr, '[^0-9.-]', ''), 'decimal(18, 2)') }}
 {%- endmacro %}
 
+{# "12", " -1 " -> an integer; anything else (a fraction, "3 pcs") -> null. #}
+{% macro parse_integer(expr) -%}
+    case
+        when {{ cdp.regexp_like(clean_text(expr), '^[+-]?[0-9]+$') }}
+            then {{ dbt.safe_cast(clean_text(expr), api.Column.translate_type('integer')) }}
+    end
+{%- endmacro %}
+
 {# A text timestamp in any of vars.timestamp_formats, or epoch seconds/milliseconds; null when
    it matches none (ingest has already quarantined those rows). #}
 {% macro parse_utc_timestamp(expr) -%}

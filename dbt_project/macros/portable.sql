@@ -70,6 +70,11 @@
 
 {% macro duckdb__cte_materialized() -%}materialized{%- endmacro %}
 
+{# dbt-duckdb's safe_cast is a plain cast, which fails the model on one bad value. #}
+{% macro duckdb__safe_cast(field, type) -%}
+    try_cast({{ field }} as {{ type }})
+{%- endmacro %}
+
 {# Spark overrides of dbt's own cross-database macros (the root project's spark__ versions win over
    dbt-spark's). dbt-spark's dateadd goes through unix seconds, which drops fractions of a second,
    and its safe_cast is a plain cast, which fails on bad text under ANSI mode (Spark 4's default). #}

@@ -44,6 +44,8 @@ class Channel:
     source_names: dict[str, str] = field(default_factory=dict)
     timestamps: tuple[str, ...] = ()
     amounts: tuple[str, ...] = ()
+    # whole numbers (counts, line numbers)
+    integers: tuple[str, ...] = ()
     # contact fields: an invalid value keeps the row but is recorded in audit.field_issues
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
@@ -87,6 +89,7 @@ def _channel(name: str, spec: dict) -> Channel:
             source_names=dict(spec.get("source_names", {})),
             timestamps=tuple(spec.get("timestamps", [spec["event_time"]] if spec.get("event_time") else [])),
             amounts=tuple(spec.get("amounts", [])),
+            integers=tuple(spec.get("integers", [])),
             emails=tuple(spec.get("emails", [])),
             phones=tuple(spec.get("phones", [])),
             accepted_values={k: tuple(v) for k, v in (spec.get("accepted_values") or {}).items()},
@@ -105,7 +108,8 @@ def _channel(name: str, spec: dict) -> Channel:
             raise CatalogError(f"catalog channel {name!r}: format {channel.format!r} is not one of {FILE_FORMATS}")
         if not channel.path or "{date}" not in channel.path:
             raise CatalogError(f"catalog channel {name!r}: a file channel needs a path containing {{date}}")
-    named = {channel.natural_key, *([channel.event_time] if channel.event_time else []), *channel.required, *channel.timestamps, *channel.amounts, *channel.emails, *channel.phones,
+    named = {channel.natural_key, *([channel.event_time] if channel.event_time else []), *channel.required, *channel.timestamps, *channel.amounts, *channel.integers,
+             *channel.emails, *channel.phones,
              *channel.accepted_values, *channel.source_names,
              *([channel.belongs_to[1]] if channel.belongs_to else [])}
     unknown = named - set(columns)

@@ -43,6 +43,12 @@ def parsed_amount(expr: str) -> str:
     return f"try_cast(nullif(regexp_replace({expr}, '[^0-9.-]', '', 'g'), '') as decimal(18, 2))"
 
 
+def parsed_integer(expr: str) -> str:
+    """SQL twin of the dbt macro parse_integer: a whole number, or NULL."""
+    cleaned = cleaned_text(expr)
+    return f"CASE WHEN regexp_full_match({cleaned}, '[+-]?[0-9]+') THEN try_cast({cleaned} AS INTEGER) END"
+
+
 def judged(channel: Channel, source: str) -> str:
     """SELECT of every column of `source` (a relation with the channel's fields and
     _partition_date) plus `_reason`: the first rule the row breaks, or NULL when it is usable.
@@ -70,6 +76,9 @@ def judged(channel: Channel, source: str) -> str:
     for column in channel.amounts:
         checks.append(f"WHEN {value(column)} IS NOT NULL AND {parsed_amount(q(column))} IS NULL "
                       f"THEN 'unparseable amount in {column}'")
+    for column in channel.integers:
+        checks.append(f"WHEN {value(column)} IS NOT NULL AND {parsed_integer(q(column))} IS NULL "
+                      f"THEN 'not a whole number in {column}'")
     for column, values in channel.accepted_values.items():
         allowed = ", ".join(lit(v.lower()) for v in values)
         checks.append(f"WHEN {value(column)} IS NOT NULL AND lower({value(column)}) NOT IN ({allowed}) "

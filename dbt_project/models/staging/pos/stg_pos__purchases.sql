@@ -13,7 +13,7 @@ select
     {{ clean_text('member_id') }} as member_id,
     {{ normalize_phone('phone') }} as phone,
     {{ parse_amount('amount') }} as amount,
-    {{ dbt.safe_cast('items', api.Column.translate_type('integer')) }} as items,
+    {{ parse_integer('items') }} as items,
     _partition_date as delivered_on,
     _loaded_at
 from deduplicated

@@ -7,9 +7,9 @@ with deduplicated as (
 select
     {{ clean_text('order_id') }} || '-' || {{ clean_text('line_no') }} as order_line_id,
     {{ clean_text('order_id') }} as order_id,
-    {{ dbt.safe_cast(clean_text('line_no'), api.Column.translate_type('integer')) }} as line_no,
+    {{ parse_integer('line_no') }} as line_no,
     {{ clean_text('sku') }} as sku,
-    {{ dbt.safe_cast(clean_text('quantity'), api.Column.translate_type('integer')) }} as quantity,
+    {{ parse_integer('quantity') }} as quantity,
     {{ parse_amount('unit_price') }} as unit_price,
     _partition_date as delivered_on,
     _loaded_at
