@@ -10,6 +10,10 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+# Where dbt writes its manifest, saved parse and each run's files: dbt's and dagster-dbt's own
+# variable (relative to dbt_project/). The tests point it at their temporary folder, so a test
+# session never replaces the saved parse a pipeline in the same checkout starts from.
+DBT_TARGET_PATH = os.environ.get("DBT_TARGET_PATH", "target")
 
 # The first day the daily partitions cover; the demo data ends on DEMO_END_DATE by default.
 DEFAULT_START_DATE = "2025-11-01"

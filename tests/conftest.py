@@ -20,6 +20,9 @@ atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 os.environ["CDP_DATA_DIR"] = _data_dir
 os.environ["CDP_START_DATE"] = (E2E_END - timedelta(days=E2E_DAYS - 1)).isoformat()
 os.environ["DAGSTER_HOME"] = os.path.join(_data_dir, "dagster_home")
+# dbt's files too (dagster-dbt and dbt read this variable): a pipeline running from this
+# checkout keeps the saved parse in dbt_project/target that its runs start from.
+os.environ["DBT_TARGET_PATH"] = os.path.join(_data_dir, "dbt_target")
 os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
 for _name in ("CDP_LANDING_DIR", "CDP_WAREHOUSE_PATH", "CDP_SERVE_PATH", "CDP_MODEL_DIR"):
     os.environ.pop(_name, None)

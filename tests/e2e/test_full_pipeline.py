@@ -113,10 +113,10 @@ def test_each_run_reuses_the_prepared_dbt_parse_and_builds_as_of_its_last_day(tw
     """The as-of day reaches dbt through the environment (orchestration.dbt_project.as_of_env):
     a --vars value, or a profile rendered differently from the prepared parse, would make dbt
     parse the whole project again on every run."""
-    from orchestration.dbt_project import as_of_from_tags
+    from orchestration.dbt_project import as_of_from_tags, dbt_project
 
     instance = _FIXTURE_INSTANCE["instance"]
-    target = DBT_PROJECT_DIR / "target"
+    target = dbt_project.project_dir / dbt_project.target_path
     run_ids = _FIXTURE_INSTANCE["range_run_ids"]
     as_of_days = set()
     for run_id in run_ids:

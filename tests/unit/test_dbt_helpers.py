@@ -10,7 +10,7 @@ from orchestration.dbt_project import (
     profile_env,
 )
 from orchestration.partitions import days_in_range
-from orchestration.settings import Settings
+from orchestration.settings import DBT_PROJECT_DIR, Settings
 
 import pytest
 
@@ -19,6 +19,14 @@ def test_the_daily_build_leaves_dbt_unit_tests_to_the_test_suite():
     args = dbt_build_args()
     assert args[0] == "build"
     assert args[args.index("--exclude-resource-type") + 1] == "unit_test"
+
+
+def test_the_test_session_parses_dbt_into_its_own_folder_not_the_checkouts():
+    """conftest sets DBT_TARGET_PATH: the parse it prepared is there, so tests running beside a
+    pipeline in the same checkout leave the saved parse its runs start from alone."""
+    assert dbt_project.manifest_path.exists()
+    assert dbt_project.manifest_path.parent == Path(os.environ["DBT_TARGET_PATH"])
+    assert DBT_PROJECT_DIR not in dbt_project.manifest_path.parents
 
 
 def test_the_build_passes_no_vars_so_dbt_can_reuse_its_parse():
