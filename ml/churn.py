@@ -160,7 +160,8 @@ def _train(
     for i in range(min(config.backtest_folds, len(cutoffs) - 1)):
         holdout = frames[cutoffs[i]]
         history = pd.concat([samples[c] for c in cutoffs[i + 1:]], ignore_index=True)
-        if history["churned"].nunique() < 2 or holdout.empty:
+        classes = history["churned"].value_counts()
+        if len(classes) < 2 or classes.min() < config.min_customers_per_class or holdout.empty:
             continue
         holdout_cutoffs.append(cutoffs[i].isoformat())
         y = holdout["churned"].to_numpy()
@@ -176,7 +177,10 @@ def _train(
             if len(holdout_cutoffs) == 1:
                 newest_fold[name] = p
     if not holdout_cutoffs:
-        raise InsufficientHistory("no backtest fold has both churned and retained customers to learn from")
+        raise InsufficientHistory(
+            f"no backtest fold has at least {config.min_customers_per_class} churned and "
+            f"{config.min_customers_per_class} retained customers to learn from"
+        )
 
     metrics = {name: _mean_metrics(folds) for name, folds in per_fold.items()}
     ranked = sorted(metrics, key=lambda n: (-np.nan_to_num(metrics[n]["auc"], nan=-1), metrics[n]["brier"], n))

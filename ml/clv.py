@@ -35,6 +35,7 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 __all__ = [
     "BetaGeoParams",
     "GammaGammaParams",
+    "InsufficientData",
     "fit_bgnbd",
     "fit_gamma_gamma",
     "expected_purchases",
@@ -47,6 +48,11 @@ __all__ = [
 #: Minimum number of customers (rows, or total weight) needed to fit a model.
 MIN_CUSTOMERS_BGNBD = 10
 MIN_CUSTOMERS_GAMMA_GAMMA = 10
+
+
+class InsufficientData(ValueError):
+    """The data cannot carry a model's estimates: too few customers, or no repeat purchases.
+    A property of the data, not a bug: callers may go on without the model."""
 
 # Optimisation happens on log-parameters; these bounds (exp(+-30)) only keep the
 # optimiser away from overflow in degenerate data (e.g. nobody ever churns,
@@ -297,9 +303,9 @@ def fit_bgnbd(frequency, recency, T, penalizer: float = 0.0, weights=None) -> Be
     w = _validate_weights(weights, len(x))
     n_total = float(w.sum())
     if n_total < MIN_CUSTOMERS_BGNBD:
-        raise ValueError(f"need at least {MIN_CUSTOMERS_BGNBD} customers to fit BG/NBD, got {n_total:g}")
+        raise InsufficientData(f"need at least {MIN_CUSTOMERS_BGNBD} customers to fit BG/NBD, got {n_total:g}")
     if not np.any((x > 0) & (w > 0)):
-        raise ValueError("BG/NBD cannot be fitted: no customer has a repeat purchase (all frequency == 0)")
+        raise InsufficientData("BG/NBD cannot be fitted: no customer has a repeat purchase (all frequency == 0)")
 
     (x, t_x, T_), w = _group_rows(x, t_x, T_, weights=w)
     x_groups = np.unique(x, return_inverse=True)
@@ -489,7 +495,7 @@ def fit_gamma_gamma(frequency, monetary, penalizer: float = 0.0, weights=None) -
     x, m, w = x[keep], m[keep], w[keep]
     n_total = float(w.sum())
     if n_total < MIN_CUSTOMERS_GAMMA_GAMMA:
-        raise ValueError(
+        raise InsufficientData(
             f"need at least {MIN_CUSTOMERS_GAMMA_GAMMA} customers with frequency > 0 and "
             f"monetary > 0 to fit Gamma-Gamma, got {n_total:g}"
         )

@@ -30,6 +30,11 @@ class ChurnConfig:
     # Share of the training rows the gradient boosting model leaves out to calibrate its
     # probabilities on (the risk bands read them as probabilities).
     calibration_share: float = 0.25
+    # A backtest fold trains only on history holding at least this many churned and this many
+    # retained customers: the boosted model calibrates on a held-out share of each class (two
+    # at the very least), and a handful of either is no basis for a model. With no such fold
+    # the scores fall back to BG/NBD, which needs no labels.
+    min_customers_per_class: int = 10
     # Threads for model fitting. The warehouse, dbt and other runs share the machine; with more
     # OpenMP threads than idle cores gradient boosting spins instead of working (2,000 customers
     # on a loaded 2-core machine: 121 s to train with 2 threads, 5 s with 1).

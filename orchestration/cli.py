@@ -196,7 +196,8 @@ def print_summary(settings: Settings) -> None:
         clv_text = f"{clv:,.2f}" if clv is not None else "n/a (no estimate)"
         print(f"scored customers  : {scored:,}  high churn risk {high_risk:.1%}  mean 1-year CLV {clv_text}")
     else:
-        print("scored customers  : none (no buyers as of the scoring day)")
+        print("scored customers  : none: too little purchase history to fit the churn and lifetime-value models "
+              "(the run's warning says what is missing)")
     print(f"BI serve file     : {settings.serve_path}  (open read-only)")
     print("Dagster UI        : make ui  →  http://127.0.0.1:3000")
 

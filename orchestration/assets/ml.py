@@ -13,7 +13,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from ml import churn, lifetime, plots
+from ml import churn, clv, lifetime, plots
 from ml.config import ChurnConfig, ClvConfig
 from ml.features import customer_features, data_window
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
@@ -204,52 +204,18 @@ def customer_scores(
 ):
     churn_config = ChurnConfig()
     clv_config = ClvConfig(horizon_days=config.clv_horizon_days, annual_discount_rate=config.annual_discount_rate)
-    model_dir = Path(paths.model_dir)
     with warehouse.get_connection() as con:
         as_of = scoring_date(con)
-        summary = lifetime.purchase_summary(con, as_of, clv_config)
-        bg, gg = lifetime.fit(summary)
-        values = lifetime.predict(bg, gg, summary, clv_config)
-        artifact_path = model_dir / CHURN_ARTIFACT
-        if artifact_path.exists():
-            artifact = joblib.load(artifact_path)
-            features = customer_features(con, as_of, artifact.horizon_days)
-            challenger = (lifetime.churn_probability(con, as_of, artifact.horizon_days)
-                          if artifact.model is None else None)
-            try:
-                risk = churn.score(artifact, features, churn_config, challenger_probability=challenger)
-            except churn.ArtifactMismatch as exc:
-                raise dg.Failure(description=str(exc)) from None
-            model_version = artifact.version
-        else:
-            summary_file = json.loads((model_dir / CHURN_SUMMARY).read_text())
-            fallback = lifetime.churn_probability(con, as_of, summary_file.get("horizon_days", churn_config.horizon_days))
-            probability = fallback["churn_probability"].to_numpy()
-            risk = pd.DataFrame(
-                {
-                    "customer_id": fallback["customer_id"],
-                    "churn_probability": probability,
-                    "risk_band": churn.risk_band(probability, churn_config),
-                    "churn_top_reasons": "bgnbd fallback: too little labelled history",
-                }
-            )
-            model_version = "bgnbd_fallback"
-        scores = values.merge(risk, on="customer_id", how="inner", validate="one_to_one")
-        scores.insert(1, "as_of_date", pd.Timestamp(as_of))
-        scores["churn_model_version"] = model_version
-        con.register("scores_frame", scores)
-        con.execute("create schema if not exists ml")
-        con.execute(
-            f"""create or replace table ml.customer_scores as
-            select s.customer_id, c.member_id, cast(s.as_of_date as date) as as_of_date,
-                   s.churn_probability, s.risk_band, s.churn_top_reasons,
-                   s.p_alive, s.predicted_purchases, s.predicted_spend, s.predicted_clv,
-                   cast({int(clv_config.horizon_days)} as integer) as clv_horizon_days, s.churn_model_version
-            from scores_frame as s
-            left join marts.customers as c on s.customer_id = c.customer_id
-            order by s.customer_id"""
-        )
-        con.unregister("scores_frame")
+        try:
+            scores, model_version, fitted = _scores(con, as_of, Path(paths.model_dir), churn_config, clv_config)
+        except clv.InsufficientData as exc:
+            # A small history (a shop's first weeks, a short orders export): the models cannot be
+            # fitted, and scores made up without them would mislead. Everything else is published.
+            context.log.warning(f"no churn or lifetime-value scores as of {as_of}: {exc}")
+            _write_scores(con, pd.DataFrame(columns=SCORE_COLUMNS), as_of, clv_config)
+            return dg.MaterializeResult(metadata={"dagster/row_count": 0, "as_of": as_of.isoformat(),
+                                                  "not_scored_because": str(exc)})
+        _write_scores(con, scores, as_of, clv_config)
     bands = scores["risk_band"].value_counts(normalize=True).round(4).to_dict()
     return dg.MaterializeResult(
         metadata={
@@ -259,9 +225,69 @@ def customer_scores(
             "mean_churn_probability": dg.MetadataValue.float(float(scores["churn_probability"].mean())),
             "risk_band_share": dg.MetadataValue.json(bands),
             "mean_predicted_clv": dg.MetadataValue.float(float(scores["predicted_clv"].mean())),
-            **lifetime.params_metadata(bg, gg),
+            **lifetime.params_metadata(*fitted),
         }
     )
+
+
+# What _scores returns per buyer, in the order of ml.customer_scores.
+SCORE_COLUMNS = ["customer_id", "churn_probability", "risk_band", "churn_top_reasons", "p_alive",
+                 "predicted_purchases", "predicted_spend", "predicted_clv", "churn_model_version"]
+
+
+def _scores(con, as_of: date, model_dir: Path, churn_config: ChurnConfig, clv_config: ClvConfig):
+    """Lifetime value and churn risk per buyer as of `as_of`, the churn model's version and the
+    fitted lifetime models. Raises clv.InsufficientData when the history cannot carry a fit."""
+    summary = lifetime.purchase_summary(con, as_of, clv_config)
+    bg, gg = lifetime.fit(summary)
+    values = lifetime.predict(bg, gg, summary, clv_config)
+    artifact_path = model_dir / CHURN_ARTIFACT
+    if artifact_path.exists():
+        artifact = joblib.load(artifact_path)
+        features = customer_features(con, as_of, artifact.horizon_days)
+        challenger = (lifetime.churn_probability(con, as_of, artifact.horizon_days)
+                      if artifact.model is None else None)
+        try:
+            risk = churn.score(artifact, features, churn_config, challenger_probability=challenger)
+        except churn.ArtifactMismatch as exc:
+            raise dg.Failure(description=str(exc)) from None
+        model_version = artifact.version
+    else:
+        summary_file = json.loads((model_dir / CHURN_SUMMARY).read_text())
+        fallback = lifetime.churn_probability(con, as_of, summary_file.get("horizon_days", churn_config.horizon_days))
+        probability = fallback["churn_probability"].to_numpy()
+        risk = pd.DataFrame(
+            {
+                "customer_id": fallback["customer_id"],
+                "churn_probability": probability,
+                "risk_band": churn.risk_band(probability, churn_config),
+                "churn_top_reasons": "bgnbd fallback: too little labelled history",
+            }
+        )
+        model_version = "bgnbd_fallback"
+    scores = values.merge(risk, on="customer_id", how="inner", validate="one_to_one")
+    scores["churn_model_version"] = model_version
+    return scores[SCORE_COLUMNS], model_version, (bg, gg)
+
+
+def _write_scores(con, scores: pd.DataFrame, as_of: date, clv_config: ClvConfig) -> None:
+    """ml.customer_scores from the frame, its column types stated (an empty frame has none)."""
+    con.register("scores_frame", scores)
+    con.execute("create schema if not exists ml")
+    con.execute(
+        """create or replace table ml.customer_scores as
+        select cast(s.customer_id as varchar) as customer_id, c.member_id, $as_of as as_of_date,
+               cast(s.churn_probability as double) as churn_probability, cast(s.risk_band as varchar) as risk_band,
+               cast(s.churn_top_reasons as varchar) as churn_top_reasons, cast(s.p_alive as double) as p_alive,
+               cast(s.predicted_purchases as double) as predicted_purchases,
+               cast(s.predicted_spend as double) as predicted_spend, cast(s.predicted_clv as double) as predicted_clv,
+               cast($horizon as integer) as clv_horizon_days, cast(s.churn_model_version as varchar) as churn_model_version
+        from scores_frame as s
+        left join marts.customers as c on cast(s.customer_id as varchar) = c.customer_id
+        order by s.customer_id""",
+        {"as_of": as_of, "horizon": int(clv_config.horizon_days)},
+    )
+    con.unregister("scores_frame")
 
 
 ml_assets = [churn_model, customer_scores]

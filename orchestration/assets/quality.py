@@ -25,6 +25,8 @@ class GxCheck:
     description: str
     params: Callable[[dg.AssetCheckExecutionContext], list] = lambda context: []
     require_rows: bool = True
+    # Why this run may leave the table empty, when the step that wrote it said so (else None).
+    no_rows_because: Callable[[dg.AssetCheckExecutionContext], str | None] = lambda context: None
     extra_metadata: Callable[[object], dict] = lambda con: {}
 
     @property
@@ -52,13 +54,24 @@ def gx_checks(name: str, checks: list[GxCheck]) -> dg.AssetChecksDefinition:
                 extra = check.extra_metadata(con)
             result = validate_frame(frame, check.suite.__name__, check.suite())
             del frame
+            excuse = check.no_rows_because(context) if result.rows == 0 and check.require_rows else None
             yield dg.AssetCheckResult(
                 asset_key=check.asset, check_name=check.key.name,
-                passed=result.success and (result.rows > 0 or not check.require_rows),
-                metadata={**result.metadata(), **extra},
+                passed=result.success and (result.rows > 0 or not check.require_rows or excuse is not None),
+                metadata={**result.metadata(), **extra, **({"no_rows_because": excuse} if excuse else {})},
             )
 
     return _checks
+
+
+def _not_scored_because(context: dg.AssetCheckExecutionContext) -> str | None:
+    """The reason this run's scoring step gave for writing no scores (too little history to fit
+    the models), if it gave one: then an empty scores table is expected, not a defect."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(["ml", "customer_scores"]))
+    if event is None or event.run_id != context.run.run_id:
+        return None
+    reason = event.asset_materialization.metadata.get("not_scored_because")
+    return reason.value if reason is not None else None
 
 
 def _segment_shares(con) -> dict:
@@ -124,7 +137,9 @@ quality_checks = [
         dg.AssetKey(["ml", "customer_scores"]),
         suites.customer_scores,
         "select customer_id, churn_probability, p_alive, predicted_clv, risk_band from ml.customer_scores",
-        "Probabilities within 0–1, values not negative, one row per customer, known risk bands.",
+        "Probabilities within 0–1, values not negative, one row per customer, known risk bands; "
+        "no rows only when the scoring step said the history is too small to fit the models.",
+        no_rows_because=_not_scored_because,
     )]),
 ]
 

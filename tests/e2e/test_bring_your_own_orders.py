@@ -50,3 +50,31 @@ def test_an_orders_export_runs_through_the_whole_pipeline(tmp_path):
     assert ids == customers, "scores carry the user's own customer ids"
     assert (scored[2], scored[3], scored[4]) == (180, 180, 0)
     assert rfm == len(customers)
+
+
+def test_an_export_too_small_to_fit_the_models_still_publishes_without_scores(tmp_path):
+    # Twelve customers, nine of them repeat buyers: one short of what Gamma-Gamma needs.
+    orders = tmp_path / "orders.csv"
+    with orders.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["customer_id", "order_time", "amount"])
+        for k in range(12):
+            writer.writerow([f"shop-{k}", f"2026-0{1 + k % 6}-1{k % 9} 10:00:00", 20 + k])
+            if k < 9:
+                writer.writerow([f"shop-{k}", f"2026-0{7 + k % 3}-0{1 + k} 11:00:00", 30 + k])
+    env = {k: v for k, v in os.environ.items() if k not in ("CDP_START_DATE", "CDP_WAREHOUSE_PATH")}
+    env.update(CDP_DATA_DIR=str(tmp_path / "data"), DAGSTER_HOME=str(tmp_path / "dagster_home"))
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "run", "--orders", str(orders), "--as-of", "2026-10-31"],
+        env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "scored customers  : none: too little purchase history" in done.stdout
+    assert "to fit Gamma-Gamma, got 9" in done.stdout + done.stderr, "the run says what is missing"
+    con = duckdb.connect(str(tmp_path / "data" / "serve.duckdb"), read_only=True)
+    try:
+        counts = con.execute("select (select count(*) from customers), (select count(*) from customer_rfm), "
+                             "(select count(*) from customer_scores)").fetchone()
+    finally:
+        con.close()
+    assert counts == (12, 12, 0)

@@ -95,6 +95,20 @@ def test_too_little_history_is_reported_not_guessed():
         churn.train(_synthetic, date(2026, 7, 1), date(2026, 10, 31), ChurnConfig())
 
 
+def test_a_class_too_rare_to_learn_is_reported_not_a_crash_of_the_calibration_split():
+    # Three customers per cut-off churned: the two folds' histories (three and two older
+    # cut-offs) hold 9 and 6 churners, neither the 10 required.
+    def rare(cutoff):
+        frame = _synthetic(cutoff, n=60)
+        frame["churned"] = (frame.index < 3).astype(int)
+        return frame
+
+    with pytest.raises(churn.InsufficientHistory, match="at least 10 churned"):
+        churn.train(rare, date(2025, 1, 1), date(2026, 10, 31), ChurnConfig())
+    artifact = churn.train(rare, date(2025, 1, 1), date(2026, 10, 31), ChurnConfig(min_customers_per_class=6))
+    assert len(artifact.holdout_cutoffs) == 2
+
+
 def test_scoring_refuses_an_artifact_with_other_features():
     artifact = churn.train(_synthetic, date(2025, 1, 1), date(2026, 10, 31), ChurnConfig())
     artifact.features = artifact.features[:-1]

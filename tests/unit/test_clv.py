@@ -423,12 +423,12 @@ def test_invalid_inputs_raise(x, tx, T, match):
         clv.fit_bgnbd(x * 10, tx * 10, T * 10)
 
 
-def test_fit_rejects_too_few_customers_or_no_repeaters():
-    with pytest.raises(ValueError, match="at least"):
+def test_fit_rejects_too_few_customers_or_no_repeaters_as_insufficient_data():
+    with pytest.raises(clv.InsufficientData, match="at least"):
         clv.fit_bgnbd([1, 2, 0], [1, 2, 0], [3, 3, 3])
-    with pytest.raises(ValueError, match="no customer has a repeat purchase"):
+    with pytest.raises(clv.InsufficientData, match="no customer has a repeat purchase"):
         clv.fit_bgnbd(np.zeros(50), np.zeros(50), np.full(50, 10.0))
-    with pytest.raises(ValueError, match="at least"):
+    with pytest.raises(clv.InsufficientData, match="at least"):
         clv.fit_gamma_gamma([0] * 20 + [1, 2], [0.0] * 20 + [5.0, 6.0])
     with pytest.raises(ValueError, match="lengths differ"):
         clv.fit_gamma_gamma([1, 2], [1.0])
