@@ -181,9 +181,7 @@ class LayeredTranslator(DagsterDbtTranslator):
     """Asset keys mirror warehouse names (<schema>/<table>); groups are the layers."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "source":
-            # raw.* sources are the ingest assets; other schemas (private) keep their own name
-            return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        # schema/name: a raw.* source is the ingest asset of that name, a model its layer's table.
         return dg.AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:

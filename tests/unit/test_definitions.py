@@ -17,6 +17,9 @@ def test_definitions_load_with_the_whole_lineage_and_checks():
     checks = {key.name for key in graph.asset_check_keys}
     assert {"gx_raw_online_orders", "gx_customer_rfm", "gx_customer_scores", "load_reconciles"} <= checks
     assert any(name.startswith("unique_customers_customer_id") for name in checks), "dbt tests are not asset checks"
+    # The consent test reads two models; it is configured as a check on the one it judges.
+    assert dg.AssetCheckKey(dg.AssetKey(["marts", "next_best_action"]), "next_best_action_respects_consent") \
+        in graph.asset_check_keys
     assert defs.resolve_schedule_def("daily_refresh_schedule") is not None
 
 
