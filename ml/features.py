@@ -70,22 +70,23 @@ touches as (
     group by customer_id
 ),
 -- Each channel's details joined to that channel's touches only: the channel filter reaches the
--- scan, so each join reads that channel's touches rather than every touch. Each CTE reads the
--- table itself: a shared CTE of the touches would be materialised, which was slower.
+-- scan, so each join reads that channel's touches rather than every touch, and within a channel
+-- the source record id is the key (no record key built per row). Each CTE reads the table
+-- itself: a shared CTE of the touches would be materialised, which was slower.
 email as (
     select
         t.customer_id,
         count(*) filter (where m.event_type = 'open' and t.occurred_at > $cutoff - interval 90 day) as email_opens_90,
         max(case when m.event_type = 'unsubscribe' then 1 else 0 end) as unsubscribed
     from intermediate.int_touchpoints_linked as t
-    inner join staging.stg_messaging__events as m on t.record_key = 'email_events:' || m.event_id
+    inner join staging.stg_messaging__events as m on t.source_record_id = m.event_id
     where t.source_channel = 'email_events' and t.customer_id is not null and t.occurred_at < $cutoff + interval 1 day
     group by t.customer_id
 ),
 social as (
     select t.customer_id, count(*) as social_decay_90
     from intermediate.int_touchpoints_linked as t
-    inner join staging.stg_social__interactions as s on t.record_key = 'social_interactions:' || s.interaction_id
+    inner join staging.stg_social__interactions as s on t.source_record_id = s.interaction_id
     where t.source_channel = 'social_interactions' and t.customer_id is not null
       and s.interaction_type in ('unfollow', 'group_leave')
       and t.occurred_at > $cutoff - interval 90 day and t.occurred_at < $cutoff + interval 1 day
