@@ -18,9 +18,16 @@ import pandas as pd
 
 from orchestration.erasure import drop_erased
 from orchestration.sources.catalog import Channel
+from orchestration.sources.errors import SourceError
 from orchestration.sources.rules import field_issues, judged, lit, parsed_timestamp, q
 
 METADATA_COLUMNS = "_partition_date DATE, _source_location VARCHAR, _source_row BIGINT"
+# Load columns every raw row must carry (see _require_load_columns).
+RAW_REQUIRED = ("_partition_date", "_load_id")
+
+
+class RawTableError(SourceError):
+    """A raw table holds rows ingest cannot have written: the load fails with this message."""
 
 
 @dataclass
@@ -54,6 +61,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
         f"CREATE TABLE IF NOT EXISTS raw.{q(channel.name)} ({cols}, {METADATA_COLUMNS}, "
         "_load_id VARCHAR, _loaded_at TIMESTAMP)"
     )
+    _require_load_columns(con, channel.name)
     con.execute(
         f"CREATE TABLE IF NOT EXISTS quarantine.{q(channel.name)} (record VARCHAR, reason VARCHAR, "
         f"{METADATA_COLUMNS}, _load_id VARCHAR, _loaded_at TIMESTAMP)"
@@ -68,6 +76,24 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
             source_location VARCHAR, units INTEGER, rows_received BIGINT, rows_accepted BIGINT,
             rows_quarantined BIGINT, status VARCHAR, notes VARCHAR, duration_s DOUBLE, loaded_at TIMESTAMP)"""
     )
+
+
+def _require_load_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """RAW_REQUIRED become NOT NULL in raw.<table>: a re-load replaces rows by their day, so a row
+    without one would never be replaced, and every row must name the load that wrote it. The
+    warehouse then refuses such a row when it is written. Tables made before carry no
+    constraint and get it once (DuckDB checks the rows they hold)."""
+    nullable = [name for (name,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = ? "
+        "AND is_nullable = 'YES' AND list_contains(?, column_name)", [table, list(RAW_REQUIRED)]).fetchall()]
+    for column in nullable:
+        try:
+            con.execute(f"ALTER TABLE raw.{q(table)} ALTER COLUMN {column} SET NOT NULL")
+        except duckdb.ConstraintException:
+            missing = con.execute(f"SELECT count(*) FROM raw.{q(table)} WHERE {column} IS NULL").fetchone()[0]
+            raise RawTableError(
+                f"raw.{table} holds {missing:,} rows without {column}: rows ingest did not write "
+                f"(ingest always sets it). Delete them, or load their days again, then re-run.") from None
 
 
 def create_incoming(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
