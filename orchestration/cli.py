@@ -210,6 +210,7 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     from orchestration.byo import ORDERS_CHANNEL, OrdersFileError, parse_column_map, prepare
     from orchestration.dbt_project import prepare_manifest
     from orchestration.sources.catalog import load_catalog
+    from orchestration.sources.errors import SourceError
     from orchestration.sources.landing import ensure_tables
 
     if not args.as_of:
@@ -242,6 +243,9 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     try:
         for other in catalog.values():
             ensure_tables(con, other)
+    except SourceError as error:
+        print(f"cannot use the warehouse {settings.warehouse_path}: {error}", file=sys.stderr)
+        return 2
     finally:
         con.close()
     ops = {

@@ -93,7 +93,8 @@ def _require_load_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
             missing = con.execute(f"SELECT count(*) FROM raw.{q(table)} WHERE {column} IS NULL").fetchone()[0]
             raise RawTableError(
                 f"raw.{table} holds {missing:,} rows without {column}: rows ingest did not write "
-                f"(ingest always sets it). Delete them, or load their days again, then re-run.") from None
+                f"(ingest always sets it). Delete them (DELETE FROM raw.{table} WHERE {column} IS NULL), "
+                "then re-run.") from None
 
 
 def create_incoming(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
