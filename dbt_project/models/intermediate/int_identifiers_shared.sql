@@ -44,17 +44,27 @@ judged as {{ inlined() }} (
 ),
 
 -- Each row knows its record's identifiers of the counted types (int_identifiers_observed), so
--- counting reads only the judged identifiers' own rows.
-co_occurring as (
-{%- for stronger_type in limits %}
+-- counting reads only the judged identifiers' own rows, all counted types in one pass (a count
+-- per type ignores the rows of identifiers not weaker than it). Only identifiers over a limit
+-- leave the pass, one row per limit they exceed.
+{%- set priorities = [] %}{% for stronger_type in limits %}{% do priorities.append(identity_priority(stronger_type)) %}{% endfor %}
+counted as (
     select
         node,
         id_type,
-        '{{ stronger_type }}' as stronger_type,
-        count(distinct record_{{ stronger_type }}_node) as stronger_seen
+        {%- for stronger_type in limits %}
+        count(distinct case when id_priority > {{ identity_priority(stronger_type) }} then record_{{ stronger_type }}_node end) as {{ stronger_type }}_seen{% if not loop.last %},{% endif %}
+        {%- endfor %}
     from judged
-    where id_priority > {{ identity_priority(stronger_type) }}
+    where id_priority > {{ priorities | min }}
     group by node, id_type
+    having {% for stronger_type, n in limits.items() %}{{ stronger_type }}_seen > {{ n }}{% if not loop.last %} or {% endif %}{% endfor %}
+),
+
+co_occurring as (
+{%- for stronger_type in limits %}
+    select node, id_type, '{{ stronger_type }}' as stronger_type, {{ stronger_type }}_seen as stronger_seen
+    from counted
     {% if not loop.last %}union all{% endif %}
 {%- endfor %}
 ),
