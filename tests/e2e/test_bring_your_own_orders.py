@@ -78,3 +78,30 @@ def test_an_export_too_small_to_fit_the_models_still_publishes_without_scores(tm
     finally:
         con.close()
     assert counts == (12, 12, 0)
+
+
+def test_a_warehouse_with_rows_ingest_did_not_write_stops_the_run_with_the_fix(tmp_path):
+    """`cdp run --orders` on a warehouse whose raw table holds rows without their load id says
+    which table and how to mend it, and exits 2: no traceback, and nothing runs."""
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,ordered_at,amount\nA,2026-10-01,10.5\nB,2026-10-02,20\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    con = duckdb.connect(str(data / "warehouse.duckdb"))
+    con.execute("create schema raw")
+    con.execute("create table raw.service_tickets (ticket_id VARCHAR, _partition_date DATE, _load_id VARCHAR)")
+    con.execute("insert into raw.service_tickets values ('T1', date '2026-10-01', null)")
+    con.close()
+    env = {k: v for k, v in os.environ.items() if k not in ("CDP_START_DATE", "CDP_WAREHOUSE_PATH")}
+    env.update(CDP_DATA_DIR=str(data), DAGSTER_HOME=str(tmp_path / "dagster_home"))
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "run", "--orders", str(orders), "--as-of", "2026-10-02",
+         "--columns", "customer_id=customer_id,ordered_at=ordered_at,amount=amount"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert "cannot use the warehouse" in done.stderr
+    assert "raw.service_tickets holds 1 rows without _load_id" in done.stderr
+    assert "DELETE FROM raw.service_tickets WHERE _load_id IS NULL" in done.stderr
+    assert not (data / "serve.duckdb").exists()
