@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import joblib
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -265,9 +266,18 @@ def _scores(con, as_of: date, model_dir: Path, churn_config: ChurnConfig, clv_co
             }
         )
         model_version = "bgnbd_fallback"
-    scores = values.merge(risk, on="customer_id", how="inner", validate="one_to_one")
+    scores = _joined_by_customer(values, risk)
     scores["churn_model_version"] = model_version
     return scores[SCORE_COLUMNS], model_version, (bg, gg)
+
+
+def _joined_by_customer(values: pd.DataFrame, risk: pd.DataFrame) -> pd.DataFrame:
+    """The buyers both frames score, one row each. Both queries list the same buyers ordered by
+    customer_id, so the rows are put side by side when the keys line up; a validated merge
+    (which sorts the text keys again: 0.8 s at a million customers) is the fallback."""
+    if values["customer_id"].is_unique and np.array_equal(values["customer_id"].to_numpy(), risk["customer_id"].to_numpy()):
+        return pd.concat([values.reset_index(drop=True), risk.drop(columns="customer_id").reset_index(drop=True)], axis=1)
+    return values.merge(risk, on="customer_id", how="inner", validate="one_to_one")
 
 
 def _write_scores(con, scores: pd.DataFrame, as_of: date, clv_config: ClvConfig) -> None:
