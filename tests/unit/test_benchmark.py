@@ -208,6 +208,23 @@ def test_target_verdicts_name_the_missed_target_the_stage_and_the_factor():
     assert all(v.startswith("met") for v in target_verdicts(_report(100, 10, 1024, total=1500)))
 
 
+def test_the_increments_verdict_names_the_code_load_a_scheduled_run_adds():
+    report = {**_report(100, 70, 1024, total=1500), "code_load_seconds": 5.4}
+    report["runs"][1]["stages"] = [{"stage": "dbt intermediate", "seconds": 40.0, "bare_duckdb_seconds": None}]
+    increment = next(v for v in target_verdicts(report) if "daily increment wall" in v)
+    assert increment.startswith("MISSED  daily increment wall: 70.0 s, 1.2×")
+    assert increment.endswith("slowest stage: dbt intermediate 40.0 s (a scheduled run also loads the code: 5.4 s)")
+    full = next(v for v in target_verdicts(report) if "full build wall" in v)
+    assert "loads the code" not in full
+
+
+def test_code_load_is_timed_in_a_fresh_process():
+    from orchestration.benchmark import code_load_seconds
+
+    # The definitions import Dagster, dagster-dbt, Great Expectations and scikit-learn: seconds, not milliseconds.
+    assert code_load_seconds() > 0.5
+
+
 def test_memory_is_judged_on_all_processes_together_and_unknown_without_the_sample():
     assert any(v.startswith("MISSED  peak memory (all processes): 6,500.0 MiB")
                for v in target_verdicts(_report(100, 10, 4000, total=6500)))
