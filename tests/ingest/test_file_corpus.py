@@ -162,12 +162,15 @@ def test_rows_that_break_rules_are_quarantined_with_reasons(tmp_path, con):
 
 
 def test_counts_and_line_numbers_that_are_not_whole_numbers_are_quarantined(tmp_path, con):
-    """Staging reads these as integers: a fraction or a word there would otherwise reach it."""
+    """Staging reads these as integers: a fraction or a word there would otherwise reach it. A
+    negative line number is quarantined too: order "X-" line 2 and order "X" line -2 would both
+    be line "X--2"."""
     lines = ["O1,1,SKU1,2,10.00", "O1,2,SKU2, 3 ,10.00", "O2,1,SKU1,2.5,10.00", "O3,1a,SKU1,1,10.00",
-             "O4,1,SKU1,-1,-10.00", "O5,1,SKU1,２,10.00"]
+             "O4,1,SKU1,-1,-10.00", "O5,1,SKU1,２,10.00", "O6, -2 ,SKU1,1,10.00", "O6,+3,SKU1,1,10.00"]
     put(tmp_path, f"order_lines/order_lines_{DAY}.csv", "order_id,line_no,sku,quantity,unit_price\n" + "\n".join(lines) + "\n")
     load(con, CATALOG["order_lines"], tmp_path)
-    assert reasons(con, "order_lines") == {"not a whole number in quantity": 1, "not a whole number in line_no": 1}
+    assert reasons(con, "order_lines") == {"not a whole number in quantity": 1, "not a whole number in line_no": 1,
+                                           "negative line number": 1}
     header = "transaction_id,store_id,store_name,purchased_at,member_id,phone,amount,items\n"
     put(tmp_path, f"pos_purchases/pos_purchases_{DAY}.csv",
         header + "T1,S01,店,2026-10-01 10:00:00,,,9.00,3 pcs\nT2,S01,店,2026-10-01 10:00:00,,,9.00,\n", encoding="gbk")

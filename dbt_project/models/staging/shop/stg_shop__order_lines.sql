@@ -1,11 +1,13 @@
 {{ config(**restaging_config('order_id')) }}
 {% call restaged(source('shop', 'order_lines'), 'order_id') %}
+-- A line is its order and its number as a number: "2", "02" and "+2" are one line.
 with deduplicated as (
-    {{ latest_per_key('source', 'order_id, line_no', '_loaded_at desc, _source_location desc, _source_row desc') }}
+    {{ latest_per_key('source', 'order_id, ' ~ parse_integer('line_no'), '_loaded_at desc, _source_location desc, _source_row desc') }}
 )
 
 select
-    {{ clean_text('order_id') }} || '-' || {{ clean_text('line_no') }} as order_line_id,
+    -- Ingest quarantines negative line numbers, so the last "-" of the key ends the order id.
+    {{ clean_text('order_id') }} || '-' || cast({{ parse_integer('line_no') }} as {{ dbt.type_string() }}) as order_line_id,
     {{ clean_text('order_id') }} as order_id,
     {{ parse_integer('line_no') }} as line_no,
     {{ clean_text('sku') }} as sku,
