@@ -107,11 +107,22 @@ unclaimed as (
     ) as hashes
 ),
 
--- Ids an identifier already holds, in use or not (one that comes back claims its old id).
+-- Ids already given: those an identifier holds, in use or not (one that comes back claims its
+-- old id), and those a merge retired, which live on in the id history and in BI's snapshots.
+{#- The history is built from this model's output, so it is read as the table the runs before
+    left (not a ref, which would be a cycle); a unit test has none. #}
+{%- set id_history = none if this is string else adapter.get_relation(
+    database=this.database, schema=this.schema, identifier='int_customer_id_changes') %}
 taken as (
     select distinct previous_customer_id as customer_id
     from nodes
     where previous_customer_id in (select short_id from unclaimed)
+    {%- if id_history %}
+    union
+    select from_customer_id
+    from {{ id_history }}
+    where change_type = 'merge' and from_customer_id in (select short_id from unclaimed)
+    {%- endif %}
 ),
 
 -- A new id may be neither one another component gets in this run nor one already taken: two
