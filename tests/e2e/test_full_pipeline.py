@@ -459,7 +459,8 @@ def test_customer_ids_stay_stable_and_every_change_is_recorded(two_runs):
 def test_a_new_customer_id_never_repeats_one_a_merge_retired(two_runs, tmp_path):
     """A merge retires an id, which lives on in the id history and in BI's snapshots. With one
     hex digit a component that inherits no id takes the short one until the history holds all
-    sixteen short ids as retired; then it takes the long one."""
+    sixteen short ids as retired; then it takes the long one. Without the history the run says
+    that retired ids went unchecked."""
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(two_runs[0].warehouse_path, warehouse)
     identity = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["identity"]
@@ -467,7 +468,7 @@ def test_a_new_customer_id_never_repeats_one_a_merge_retired(two_runs, tmp_path)
     with duckdb.connect(str(warehouse)) as con:
         component = con.execute("select min(component) from intermediate.int_identity_components").fetchone()[0]
 
-    def new_id_of_the_component() -> str:
+    def new_id_of_the_component() -> tuple[str, str]:
         with duckdb.connect(str(warehouse)) as con:
             # Without its previous rows the component inherits no id.
             con.execute("""delete from intermediate.int_customer_ids_assigned where node in (
@@ -482,16 +483,23 @@ def test_a_new_customer_id_never_repeats_one_a_merge_retired(two_runs, tmp_path)
             (customer_id,), = con.execute("""
                 select distinct customer_id from intermediate.int_customer_ids_assigned where node in (
                     select node from intermediate.int_identity_components where component = ?)""", [component]).fetchall()
-        return customer_id
+        return customer_id, done.stdout
 
-    assert len(new_id_of_the_component()) == len("C") + 1
+    missing_history = "int_customer_id_changes is missing"
+    customer_id, log = new_id_of_the_component()
+    assert len(customer_id) == len("C") + 1 and missing_history not in log
     with duckdb.connect(str(warehouse)) as con:
         con.execute("""
             insert into intermediate.int_customer_id_changes
                 (from_customer_id, into_customer_id, changed_on, change_type, reason, identifiers_moved)
             select 'C' || digit, 'C-older', date '2000-01-01', 'merge', 'retired in this test', 1
             from unnest(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f']) as t(digit)""")
-    assert len(new_id_of_the_component()) == len("C") + 1 + 8
+    customer_id, log = new_id_of_the_component()
+    assert len(customer_id) == len("C") + 1 + 8 and missing_history not in log
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("drop table intermediate.int_customer_id_changes")
+    customer_id, log = new_id_of_the_component()
+    assert len(customer_id) == len("C") + 1 and missing_history in log
 
 
 def _dbt_build_modes(instance, run_id: str) -> set[str]:

@@ -113,6 +113,11 @@ unclaimed as (
     left (not a ref, which would be a cycle); a unit test has none. #}
 {%- set id_history = none if this is string else adapter.get_relation(
     database=this.database, schema=this.schema, identifier='int_customer_id_changes') %}
+{#- Ids were given before but their history is gone (dropped or renamed by hand): say so, as new
+    ids can then repeat a retired one. #}
+{%- if execute and previous_relation and this is not string and not id_history %}
+    {{- exceptions.warn("int_customer_ids_assigned: " ~ this.schema ~ ".int_customer_id_changes is missing, so new customer ids are checked against the ids identifiers hold but not against those merges retired") }}
+{%- endif %}
 taken as (
     select distinct previous_customer_id as customer_id
     from nodes
