@@ -1,5 +1,9 @@
 """ML assets: thin wrappers around the ml library that record what a data engineer checks —
-backtest metrics, the champion and why, fitted parameters, the data window."""
+backtest metrics, the champion and why, fitted parameters, the data window.
+
+The modelling modules (scikit-learn, SciPy, matplotlib) are imported inside the steps: loaded
+with the definitions they would add about 2 s to every code-server start and to every run
+that models nothing."""
 
 
 import dataclasses
@@ -14,9 +18,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from ml import churn, clv, lifetime, plots
 from ml.config import ChurnConfig, ClvConfig
-from ml.features import customer_features, data_window
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 
 CHURN_ARTIFACT = "churn_model.joblib"
@@ -75,6 +77,8 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 def _kept_artifact(model_dir: Path, config: ChurnModelConfig, as_of: date):
     """The stored champion when it is recent enough to keep, else None."""
+    from ml import churn
+
     path = model_dir / CHURN_ARTIFACT
     if config.force_retrain or not path.exists():
         return None
@@ -104,6 +108,9 @@ def _kept_artifact(model_dir: Path, config: ChurnModelConfig, as_of: date):
 def churn_model(
     context: dg.AssetExecutionContext, config: ChurnModelConfig, warehouse: DuckDBResource, paths: PathsResource
 ):
+    from ml import churn, lifetime, plots
+    from ml.features import customer_features, data_window
+
     churn_config = churn_settings(config)
     model_dir = Path(paths.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -177,6 +184,8 @@ def churn_model(
 @dg.asset_check(asset=churn_model, blocking=True, pool=WAREHOUSE_POOL, description="The stored champion loads, was trained on the "
                 "features this code builds, and carries its backtest metrics.")
 def churn_model_artifact_is_usable(paths: PathsResource):
+    from ml import churn
+
     model_dir = Path(paths.model_dir)
     summary = json.loads((model_dir / CHURN_SUMMARY).read_text())
     if summary["champion"] == "bgnbd_fallback":
@@ -203,6 +212,8 @@ def churn_model_artifact_is_usable(paths: PathsResource):
 def customer_scores(
     context: dg.AssetExecutionContext, config: CustomerScoresConfig, warehouse: DuckDBResource, paths: PathsResource
 ):
+    from ml import clv, lifetime
+
     churn_config = ChurnConfig()
     clv_config = ClvConfig(horizon_days=config.clv_horizon_days, annual_discount_rate=config.annual_discount_rate)
     with warehouse.get_connection() as con:
@@ -239,6 +250,9 @@ SCORE_COLUMNS = ["customer_id", "churn_probability", "risk_band", "churn_top_rea
 def _scores(con, as_of: date, model_dir: Path, churn_config: ChurnConfig, clv_config: ClvConfig):
     """Lifetime value and churn risk per buyer as of `as_of`, the churn model's version and the
     fitted lifetime models. Raises clv.InsufficientData when the history cannot carry a fit."""
+    from ml import churn, lifetime
+    from ml.features import customer_features
+
     summary = lifetime.purchase_summary(con, as_of, clv_config)
     bg, gg = lifetime.fit(summary)
     values = lifetime.predict(bg, gg, summary, clv_config)

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import dagster as dg
 
 
@@ -31,3 +34,15 @@ def test_every_warehouse_writer_shares_one_pool():
         if assets_def.is_executable:
             pools = {node.pool for node in [assets_def.node_def]}
             assert pools == {WAREHOUSE_POOL}, f"{assets_def.keys} opens the warehouse outside its one-writer pool"
+
+
+def test_the_definitions_load_without_the_modelling_and_checking_libraries():
+    """The UI's code server and every run load the definitions first: Great Expectations,
+    scikit-learn, SciPy and matplotlib load only in the steps that use them (seconds of every
+    start)."""
+    heavy = ["great_expectations", "sklearn", "scipy", "matplotlib"]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, orchestration.definitions; "
+         f"print(','.join(m for m in {heavy!r} if m in sys.modules))"],
+        capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -2,10 +2,12 @@
 
 import dagster as dg
 import duckdb
+import great_expectations as gx
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from orchestration.assets.quality import quality_checks
+from data_quality import suites
+from orchestration.assets.quality import GX_CHECKS, quality_checks
 
 GX_ML = next(checks for checks in quality_checks if checks.node_def.name == "gx_ml")
 
@@ -33,3 +35,12 @@ def test_an_empty_scores_table_passes_only_when_the_scoring_step_said_why(tmp_pa
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed is passed
     assert ("no_rows_because" in evaluation.metadata) is passed
+
+
+@pytest.mark.parametrize("check", [check for checks in GX_CHECKS.values() for check in checks],
+                         ids=lambda check: check.key.name)
+def test_every_check_names_a_suite_that_builds_expectations(check):
+    """Checks name their suite (Great Expectations loads only when one runs): a misspelt name
+    would otherwise surface only in the run that checks it."""
+    expectations = getattr(suites, check.suite)()
+    assert expectations and all(isinstance(e, gx.expectations.Expectation) for e in expectations)
