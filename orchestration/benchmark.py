@@ -655,9 +655,9 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
             for n in run["slowest_dbt_nodes"]:
                 bare = n["bare_duckdb_seconds"]
                 print(f"  {n['node'][:48]:<48}  {n['layer']:<18}  {n['seconds']:>8.2f}  {bare if bare is not None else '-':>11}")
-    print(f"\nloading the code in a fresh process: {report['code_load_seconds']} s (a scheduled run, which starts "
-          "in a process of its own, pays it before its first step; the increment above ran in the process the "
-          "full build had loaded it in)")
+    print(f"\nloading the code in a fresh process: {report['code_load_seconds']} s (the definitions and the libraries "
+          "a daily run's steps import; a scheduled run, which starts in a process of its own, pays it; the increment "
+          "above ran in the process the full build had loaded it in)")
     print(f"\npeak memory: {_memory_line(report)}")
     fit = report["clv_fit"]
     print(f"\nCLV fit (BG/NBD + Gamma-Gamma) on {fit['customers']:,} customers: ours {fit['seconds']} s"

@@ -62,7 +62,7 @@ def test_the_benchmark_at_small_reports_both_runs_stage_by_stage(tmp_path):
     # Memory of all processes together is sampled (psutil comes with the bench extra).
     assert report["peak_total_rss_mib"] >= max(report["peak_rss_mib"], report["peak_rss_children_mib"]) > 0
 
-    # What a scheduled run, in a process of its own, pays before its first step.
+    # What a scheduled run, in a process of its own, pays to load the code (definitions and steps).
     assert report["code_load_seconds"] > 0
     assert "loading the code in a fresh process" in done.stdout
 
