@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,6 +40,15 @@ def generate_apart(root: Path, config: DemoConfig) -> None:
     before the pipeline runs, as it would where the data comes from real sources."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         pool.submit(generate, root, config, progress=True, record_truth=False).result()
+
+
+def _written(report: dict, out: Path | None) -> dict:
+    """The report, also written to `out` as JSON when one is given."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(f"written to {out}")
+    return report
 
 
 def bench_ingest(size: str, out: Path | None = None) -> dict:
@@ -83,11 +93,7 @@ def bench_ingest(size: str, out: Path | None = None) -> dict:
     for s in [*stages, total]:
         print(f"{s['stage']:<{width}}  {s['seconds']:>8.2f}  {s['rows']:>12,}  {s['rows_per_s'] or 0:>10,}")
     print(f"peak memory (this process): {report['peak_rss_mib']} MiB")
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
-        print(f"written to {out}")
-    return report
+    return _written(report, out)
 
 
 def bench_publish(size: str, out: Path | None = None, history_days: tuple[int, ...] = (30, 365)) -> dict:
@@ -126,11 +132,7 @@ def bench_publish(size: str, out: Path | None = None, history_days: tuple[int, .
     for r in rows:
         print(f"{r['history_days']:>15}  {r['rows']:>13,}  {r['whole_seconds']:>9.2f}  {r['next_day_seconds']:>12.2f}  "
               f"{r['next_day_days_written']:>12}  {r['serve_file_mib']:>8,}")
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
-        print(f"written to {out}")
-    return report
+    return _written(report, out)
 
 
 def _timed_publish(con: duckdb.DuckDBPyConnection, serve: Path, tables: dict):
@@ -563,11 +565,13 @@ class TotalMemorySampler:
                 return
 
 
-def bench_pipeline(size: str, out: Path | None = None) -> dict:
+def bench_pipeline(size: str, out: Path | None = None, days: int | None = None) -> dict:
     """The whole graph on generated data: a full build of every day but the last, then the last
     day as the daily increment. Runs in this process; the memory sampled during each run adds
-    up this process (Dagster, DuckDB, the ML) and its children (dbt)."""
-    config = SIZES[size]
+    up this process (Dagster, DuckDB, the ML) and its children (dbt). `days` replaces the size's
+    365 days of history (the same customers, the same last day): run two lengths to see what of
+    the increment grows with the history rather than with the day."""
+    config = SIZES[size] if days is None else replace(SIZES[size], days=days)
     first_day = config.end_date - timedelta(days=config.days - 1)
     with tempfile.TemporaryDirectory(prefix=f"cdp-bench-{size}-") as tmp:
         root = Path(tmp)
@@ -671,11 +675,7 @@ def bench_pipeline(size: str, out: Path | None = None) -> dict:
     print("\ntargets (stated for 'large'):")
     for verdict in target_verdicts(report):
         print(f"  {verdict}")
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
-        print(f"written to {out}")
-    return report
+    return _written(report, out)
 
 
 # What a daily run imports beyond the definitions, in its steps (the definitions leave them

@@ -1,8 +1,8 @@
 """`cdp`: the project's command line (what `make run` and `make ui` call).
 
   cdp prepare             build the dbt manifest and the Dagster instance settings
-  cdp bench [--size S]    the whole graph at a chosen demo size: a full build, then one daily
-                          increment; seconds, rows and rows/s per stage, peak memory
+  cdp bench [--size S] [--days N]  the whole graph at a chosen demo size: a full build, then one
+                          daily increment; seconds, rows and rows/s per stage, peak memory
   cdp bench --ingest-only ingestion speed per channel
   cdp bench --publish-only the daily publish of history against its length
   cdp ui                  the Dagster UI on 127.0.0.1, with the demo CRM database and helpdesk API
@@ -47,16 +47,31 @@ def cmd_prepare(_: argparse.Namespace) -> int:
     return 0
 
 
+def _history_days(text: str) -> int:
+    """--days of the benchmark: a full build needs one day before the increment's."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
+    if days < 2:
+        raise argparse.ArgumentTypeError(f"at least 2 days (a full build, then one day's increment), not {days}")
+    return days
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from orchestration.benchmark import bench_ingest, bench_pipeline, bench_publish
 
+    if args.days is not None and (args.ingest_only or args.publish_only):
+        print("--days sets the history of the pipeline benchmark; --ingest-only and --publish-only keep the "
+              "size's 365 days", file=sys.stderr)
+        return 2
     if args.ingest_only:
         bench_ingest(args.size, args.out)
         return 0
     if args.publish_only:
         bench_publish(args.size, args.out)
         return 0
-    report = bench_pipeline(args.size, args.out)
+    report = bench_pipeline(args.size, args.out, days=args.days)
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
 
 
@@ -325,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--ingest-only", action="store_true", help="only time ingestion, per channel")
     bench.add_argument("--publish-only", action="store_true",
                        help="only time the serve file's publish of customer_history, against the length of history")
+    bench.add_argument("--days", type=_history_days, default=None,
+                       help="days of history instead of the size's 365 (the pipeline benchmark only)")
     bench.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     bench.set_defaults(func=cmd_bench)
     ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1 (with the demo source systems)")

@@ -38,3 +38,18 @@ def test_a_demo_run_warns_when_the_warehouse_holds_days_before_its_range(tmp_pat
     assert earlier_data_warning(warehouse, date(2025, 11, 1)) is None  # the same range is reloaded
     warning = earlier_data_warning(warehouse, date(2026, 10, 2))
     assert "2025-11-01" in warning and "make clean" in warning
+
+
+def test_the_benchmark_takes_a_history_length_of_at_least_two_days(capsys):
+    import pytest
+
+    from orchestration.cli import main
+
+    for wrong in ("1", "a year"):
+        with pytest.raises(SystemExit) as exited:
+            main(["bench", "--days", wrong])
+        assert exited.value.code == 2
+        assert "--days" in capsys.readouterr().err
+    # The other benchmarks keep the size's days: refused before anything is generated.
+    assert main(["bench", "--ingest-only", "--days", "200"]) == 2
+    assert "--days sets the history of the pipeline benchmark" in capsys.readouterr().err
