@@ -90,8 +90,10 @@
     end
 {%- endmacro %}
 
-{# Keep the newest delivery of each natural key (re-sends and updated versions). #}
-{% macro latest_per_key(relation, key, order_by) -%}
+{# Keep one row per natural key: the first by `order_by`, by default the newest delivery (the
+   latest load, then the later file, then the later row in it), so re-sends and corrections win. #}
+{% macro latest_per_key(relation, key, order_by=none) -%}
+    {%- set order_by = order_by or '_loaded_at desc, _source_location desc, _source_row desc' -%}
     select * from (
         select
             *,

@@ -3,7 +3,7 @@
 {{ config(**restaging_config('member_id')) }}
 {% call restaged(source('crm', 'crm_members'), 'member_id') %}
 with versions as (
-    {{ latest_per_key('source', 'member_id, updated_at', '_loaded_at desc, _source_location desc, _source_row desc') }}
+    {{ latest_per_key('source', 'member_id, updated_at') }}
 )
 
 select

@@ -2,7 +2,7 @@
 {{ config(**restaging_config('transaction_id')) }}
 {% call restaged(source('pos', 'pos_purchases'), 'transaction_id') %}
 with deduplicated as (
-    {{ latest_per_key('source', 'transaction_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
+    {{ latest_per_key('source', 'transaction_id') }}
 )
 
 select

@@ -2,7 +2,7 @@
 {% call restaged(source('shop', 'order_lines'), 'order_id') %}
 -- A line is its order and its number as a number: "2", "02" and "+2" are one line.
 with deduplicated as (
-    {{ latest_per_key('source', 'order_id, ' ~ parse_integer('line_no'), '_loaded_at desc, _source_location desc, _source_row desc') }}
+    {{ latest_per_key('source', 'order_id, ' ~ parse_integer('line_no')) }}
 )
 
 select

@@ -1,7 +1,7 @@
 {{ config(**restaging_config('order_id')) }}
 {% call restaged(source('shop', 'online_orders'), 'order_id') %}
 with deduplicated as (
-    {{ latest_per_key('source', 'order_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
+    {{ latest_per_key('source', 'order_id') }}
 )
 
 select

@@ -1,7 +1,7 @@
 {{ config(**restaging_config('interaction_id')) }}
 {% call restaged(source('social', 'social_interactions'), 'interaction_id') %}
 with deduplicated as (
-    {{ latest_per_key('source', 'interaction_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
+    {{ latest_per_key('source', 'interaction_id') }}
 )
 
 select

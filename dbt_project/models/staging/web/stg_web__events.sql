@@ -1,7 +1,7 @@
 {{ config(**restaging_config('event_id')) }}
 {% call restaged(source('web', 'web_events'), 'event_id') %}
 with deduplicated as (
-    {{ latest_per_key('source', 'event_id', '_loaded_at desc, _source_location desc, _source_row desc') }}
+    {{ latest_per_key('source', 'event_id') }}
 )
 
 select
