@@ -673,6 +673,9 @@ def bench_pipeline(size: str, out: Path | None = None, days: int | None = None) 
         print("  " + "  ".join(f"{k} {v:.6g}/{fit['lifetimes_estimates'][k]:.6g}" for k, v in fit["estimates"].items())
               + "  (ours/lifetimes)")
     print("\ntargets (stated for 'large'):")
+    if config.days != SIZES["large"].days:
+        # A shorter or longer history is for comparing lengths, not for judging the targets.
+        print(f"  (stated for {SIZES['large'].days} days of history; this run had {config.days})")
     for verdict in target_verdicts(report):
         print(f"  {verdict}")
     return _written(report, out)
