@@ -50,8 +50,9 @@ $(BIN)/.installed-bench: $(BIN)/.installed
 test-bench: $(BIN)/.installed-bench
 	$(BIN)/python -m pytest -m bench
 
+# DAYS sets the history length (365 by default, the length the targets are stated for).
 bench: $(BIN)/.installed-bench
-	$(BIN)/cdp bench --size $(SIZE) --out data/bench/pipeline-$(SIZE).json
+	$(BIN)/cdp bench --size $(SIZE) --days $(DAYS) --out data/bench/pipeline-$(SIZE)-$(DAYS)d.json
 
 ui: $(BIN)/.installed
 	$(BIN)/cdp ui --port 3000
