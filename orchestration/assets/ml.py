@@ -108,8 +108,7 @@ def _kept_artifact(model_dir: Path, config: ChurnModelConfig, as_of: date):
 def churn_model(
     context: dg.AssetExecutionContext, config: ChurnModelConfig, warehouse: DuckDBResource, paths: PathsResource
 ):
-    from ml import churn, lifetime, plots
-    from ml.features import customer_features, data_window
+    from ml import churn
 
     churn_config = churn_settings(config)
     model_dir = Path(paths.model_dir)
@@ -124,6 +123,10 @@ def churn_model(
                 "trained_as_of": kept.trained_as_of, "as_of": as_of.isoformat(),
                 "backtest_auc": dg.MetadataValue.float(kept.metrics[kept.model_name]["auc"]),
             })
+        # Only training needs these: matplotlib (plots) would add about 0.5 s to every daily run.
+        from ml import lifetime, plots
+        from ml.features import customer_features, data_window
+
         first_day, _ = data_window(con)
         try:
             artifact = churn.train(
