@@ -236,6 +236,18 @@ def stage_peaks(samples: list[tuple[float, int]], spans: dict[str, list[tuple[fl
     return peaks
 
 
+def stage_cpu(samples: list[tuple[float, float]], spans: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
+    """The machine's mean CPU busy share (0-1, all cores) over the samples inside each stage's
+    spans: near 1, the stage used every core and needs less work or more cores; near 1/cores,
+    one thread (Python, dbt's own process) did the work while the other cores idled."""
+    shares = {}
+    for stage, intervals in spans.items():
+        inside = [share for at, share in samples if any(start <= at <= end for start, end in intervals)]
+        if inside:
+            shares[stage] = round(sum(inside) / len(inside), 2)
+    return shares
+
+
 def split_bookkeeping(seconds: dict[str, float], load_seconds: float, wall: float) -> dict[str, float]:
     """Stage seconds with Dagster's own bookkeeping taken out of them: an ingest step's time
     beyond its loads (the ledger's durations) is spent writing one materialisation event per
@@ -474,10 +486,10 @@ def _stage_rows(con: duckdb.DuckDBPyConnection, run_id: str, nodes: list[dict]) 
     return rows
 
 
-def _stages(instance, run_id: str, warehouse: Path, wall: float,
-            samples: list[tuple[float, int]]) -> tuple[list[dict], list[dict], int]:
-    """Seconds, rows and peak memory per stage of a finished run, its dbt nodes and its asset
-    event count."""
+def _stages(instance, run_id: str, warehouse: Path, wall: float, samples: list[tuple[float, int]],
+            cpu_samples: list[tuple[float, float]]) -> tuple[list[dict], list[dict], int]:
+    """Seconds, rows, peak memory and CPU busy share per stage of a finished run, its dbt nodes
+    and its asset event count."""
     steps, asset_events = step_timings(instance, run_id)
     nodes = _dbt_nodes(run_id)
     spans: dict[str, list[tuple[float, float]]] = {}
@@ -487,6 +499,7 @@ def _stages(instance, run_id: str, warehouse: Path, wall: float,
     for node in nodes:
         spans.setdefault(dbt_layer(node["unique_id"], node["resource_type"]), []).append(node["span"])
     peaks = stage_peaks(samples, spans)
+    busy = stage_cpu(cpu_samples, spans)
     seconds: dict[str, float] = {}
     for step in steps:
         seconds[step["stage"]] = seconds.get(step["stage"], 0.0) + step["seconds"]
@@ -508,7 +521,7 @@ def _stages(instance, run_id: str, warehouse: Path, wall: float,
              "dbt tests (checks)", "dbt overhead", "ML train", "ML score", "checks", "publish", "other"]
     return [{"stage": stage, "seconds": round(seconds[stage], 2), "rows": rows.get(stage),
              "rows_per_s": round(rows[stage] / seconds[stage]) if rows.get(stage) and seconds[stage] else None,
-             "peak_mib": peaks.get(stage)}
+             "peak_mib": peaks.get(stage), "cpu_busy": busy.get(stage)}
             for stage in order if stage in seconds], nodes, asset_events
 
 
@@ -517,27 +530,31 @@ def _peak_rss_mib() -> dict[str, int]:
             "peak_rss_children_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}
 
 
-class TotalMemorySampler:
+class RunSampler:
     """The peak of this process's RSS plus all its descendants' (dbt runs beside the pipeline
     process), sampled every `interval` seconds. Per-process peaks cannot give this: each peaks at
-    its own time. Shared pages count once per process, so the figure errs high. Needs psutil
-    (the `bench` extra); without it `peak_mib` stays None."""
+    its own time. Shared pages count once per process, so the figure errs high. Beside it, the
+    machine's CPU busy share over each interval. Needs psutil (the `bench` extra); without it
+    `peak_mib` stays None and no samples are taken."""
 
     def __init__(self, interval: float = 0.5):
         self.interval = interval
         self.peak_mib: int | None = None
         # (epoch seconds, MiB): a stage's own peak is read off its window afterwards.
         self.samples: list[tuple[float, int]] = []
+        # (epoch seconds, busy share of all cores since the sample before)
+        self.cpu_samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
 
-    def __enter__(self) -> TotalMemorySampler:
+    def __enter__(self) -> RunSampler:
         try:
             import psutil
         except ImportError:
             return self
         self._process = psutil.Process()
         self._psutil = psutil
+        psutil.cpu_percent(interval=None)  # the first call only starts the count
         self._thread.start()
         return self
 
@@ -559,7 +576,9 @@ class TotalMemorySampler:
     def _run(self) -> None:
         while True:
             mib = self.sample()
-            self.samples.append((time.time(), mib))
+            now = time.time()
+            self.samples.append((now, mib))
+            self.cpu_samples.append((now, self._psutil.cpu_percent(interval=None) / 100))
             self.peak_mib = max(self.peak_mib or 0, mib)
             if self._stop.wait(self.interval):
                 return
@@ -604,18 +623,21 @@ def bench_pipeline(size: str, out: Path | None = None, days: int | None = None) 
                 # The copy is gigabytes at `large`: flushed now, its writeback does not slow the run.
                 os.sync()
                 # Sampled during the run only: the benchmark's own copies are not the pipeline's.
-                with TotalMemorySampler() as memory:
+                with RunSampler() as sampler:
                     started = time.monotonic()
                     ok = materialize_range(start.isoformat(), end.isoformat(), instance)
                     wall = time.monotonic() - started
-                total_peaks.append(memory.peak_mib)
+                total_peaks.append(sampler.peak_mib)
                 # Before the benchmark's own replays and fits, which run in this process too.
                 peaks = {**_peak_rss_mib(),
                          "peak_total_rss_mib": None if None in total_peaks else max(total_peaks)}
                 run_id = instance.get_runs(limit=1)[0].run_id
-                stages, run_nodes, asset_events = _stages(instance, run_id, settings.warehouse_path, wall, memory.samples)
+                stages, run_nodes, asset_events = _stages(instance, run_id, settings.warehouse_path, wall,
+                                                          sampler.samples, sampler.cpu_samples)
+                cpu = [share for _, share in sampler.cpu_samples]
                 runs.append({"run": label, "days": (end - start).days + 1, "succeeded": ok,
-                             "wall_seconds": round(wall, 1), "asset_events": asset_events, "stages": stages})
+                             "wall_seconds": round(wall, 1), "asset_events": asset_events,
+                             "cpu_busy": round(sum(cpu) / len(cpu), 2) if cpu else None, "stages": stages})
                 nodes.append((run_nodes, before))
         # The increment ran in the process that had already loaded the code for the full build;
         # a scheduled run starts in a process of its own and loads it first.
@@ -645,14 +667,16 @@ def bench_pipeline(size: str, out: Path | None = None, days: int | None = None) 
     for run in runs:
         print(f"\n{run['run']} ({run['days']} days): {run['wall_seconds']} s wall, "
               f"{run['asset_events']:,} Dagster asset events (planned + materialised)"
+              + (f", the machine's {os.cpu_count()} cores {run['cpu_busy']:.0%} busy" if run["cpu_busy"] is not None else "")
               + ("" if run["succeeded"] else "  — THE RUN FAILED, figures are partial"))
-        print(f"{'stage':<20}  {'seconds':>8}  {'bare DuckDB':>11}  {'rows':>12}  {'rows/s':>10}  {'peak MiB':>8}")
+        print(f"{'stage':<20}  {'seconds':>8}  {'bare DuckDB':>11}  {'rows':>12}  {'rows/s':>10}  {'peak MiB':>8}  {'CPU busy':>8}")
         for s in run["stages"]:
             bare = s["bare_duckdb_seconds"]
             print(f"{s['stage']:<20}  {s['seconds']:>8.2f}  {bare if bare is not None else '-':>11}  "
                   f"{s['rows'] if s['rows'] is not None else '-':>12}  "
                   f"{s['rows_per_s'] if s['rows_per_s'] is not None else '-':>10}  "
-                  f"{s['peak_mib'] if s['peak_mib'] is not None else '-':>8}")
+                  f"{s['peak_mib'] if s['peak_mib'] is not None else '-':>8}  "
+                  f"{format(s['cpu_busy'], '.0%') if s['cpu_busy'] is not None else '-':>8}")
         if run["slowest_dbt_nodes"]:
             print("slowest dbt nodes (dbt's own seconds; two threads run nodes side by side)")
             print(f"  {'node':<48}  {'layer':<18}  {'seconds':>8}  {'bare DuckDB':>11}")

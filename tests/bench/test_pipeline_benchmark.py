@@ -42,6 +42,8 @@ def test_the_benchmark_at_small_reports_both_runs_stage_by_stage(tmp_path):
             assert stages[layer]["seconds"] > 0 and stages[layer]["bare_duckdb_seconds"] > 0, (run["run"], layer)
             assert stages[layer]["rows"] > 0
         assert stages["ML score"]["rows"] > 0
+        # The machine was busy during the run (sampled twice a second).
+        assert 0 < run["cpu_busy"] <= 1, run["run"]
         # Where to look inside the layers: the slowest dbt nodes, slowest first, each no longer
         # than its layer; the models among them with their bare replay. (dbt's time for a node
         # can pass its timed span, which the layers add up, by up to about a tenth of a second.)
@@ -55,6 +57,8 @@ def test_the_benchmark_at_small_reports_both_runs_stage_by_stage(tmp_path):
         # The stages are measured inside the run: together they cannot be longer than it by more
         # than the dbt layers' overlap (two threads).
         assert sum(stage["seconds"] for stage in run["stages"]) < 2 * run["wall_seconds"]
+    # The full build's layers run long enough to hold samples of their own.
+    assert 0 < {stage["stage"]: stage for stage in full["stages"]}["dbt intermediate"]["cpu_busy"] <= 1
     ingest_rows = {run["run"]: run["stages"][STAGES.index("ingest")]["rows"] for run in (full, increment)}
     # A year of deliveries against one day's.
     assert ingest_rows["full build"] > 100 * ingest_rows["daily increment"] > 0

@@ -1,3 +1,4 @@
+import os
 import time
 
 import pytest
@@ -243,6 +244,15 @@ def test_a_stages_peak_is_the_highest_sample_inside_its_spans():
     assert peaks == {"ingest": 900, "dbt intermediate": 4000}
 
 
+def test_a_stages_cpu_share_is_the_mean_of_the_samples_inside_its_spans():
+    from orchestration.benchmark import stage_cpu
+
+    samples = [(0.0, 0.5), (1.0, 0.5), (2.0, 1.0), (3.0, 0.5), (4.0, 0.9)]
+    shares = stage_cpu(samples, {"ingest": [(0.5, 1.5)], "dbt intermediate": [(1.5, 2.5), (3.5, 4.5)],
+                                 "publish": [(4.6, 4.9)]})
+    assert shares == {"ingest": 0.5, "dbt intermediate": 0.95}
+
+
 def test_a_missed_memory_target_names_the_stage_that_peaked():
     stages = [{"stage": "ingest", "seconds": 1.0, "bare_duckdb_seconds": None, "peak_mib": 7000},
               {"stage": "dbt marts", "seconds": 1.0, "bare_duckdb_seconds": None, "peak_mib": 5000}]
@@ -256,9 +266,9 @@ def test_memory_sampler_adds_up_this_process_and_its_children():
     import subprocess
     import sys
 
-    from orchestration.benchmark import TotalMemorySampler
+    from orchestration.benchmark import RunSampler
 
-    with TotalMemorySampler(interval=0.05) as memory:
+    with RunSampler(interval=0.05) as memory:
         alone = memory.sample()
         # A child holding 300 MiB of touched memory until told to go.
         child = subprocess.Popen([sys.executable, "-c", "import sys; b = bytearray(300 * 2**20); sys.stdin.read()"],
@@ -273,6 +283,24 @@ def test_memory_sampler_adds_up_this_process_and_its_children():
     assert memory.peak_mib >= alone + 300
     assert max(mib for _, mib in memory.samples) == memory.peak_mib
     assert memory.sample() < alone + 300
+
+
+def test_the_sampler_sees_a_busy_core():
+    import subprocess
+    import sys
+
+    from orchestration.benchmark import RunSampler
+
+    with RunSampler(interval=0.1) as sampler:
+        time.sleep(0.5)
+        # One core kept busy for a second by a child spinning.
+        subprocess.run([sys.executable, "-c", "import time\nend = time.monotonic() + 1\nwhile time.monotonic() < end: pass"],
+                       check=True)
+    shares = [share for _, share in sampler.cpu_samples]
+    assert len(shares) == len(sampler.samples) >= 10
+    assert all(0 <= share <= 1 for share in shares)
+    # A whole core of the machine's: its share, less what a loaded machine's noise can take away.
+    assert max(shares) >= 0.8 / (os.cpu_count() or 1)
 
 
 def test_the_generator_run_apart_writes_the_landing_files(tmp_path):
