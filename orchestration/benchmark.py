@@ -225,27 +225,24 @@ def step_timings(instance, run_id: str) -> tuple[list[dict], int]:
     return steps, asset_events
 
 
+def _inside(samples: list[tuple[float, float]], intervals: list[tuple[float, float]]) -> list[float]:
+    """The values of the (epoch seconds, value) samples taken inside any of the intervals."""
+    return [value for at, value in samples if any(start <= at <= end for start, end in intervals)]
+
+
 def stage_peaks(samples: list[tuple[float, int]], spans: dict[str, list[tuple[float, float]]]) -> dict[str, int]:
     """The highest memory sample inside each stage's (start, end) spans: which stage holds the
     run's peak. A stage shorter than the sampling interval may have no sample, and no figure."""
-    peaks = {}
-    for stage, intervals in spans.items():
-        inside = [mib for at, mib in samples if any(start <= at <= end for start, end in intervals)]
-        if inside:
-            peaks[stage] = max(inside)
-    return peaks
+    inside = {stage: _inside(samples, intervals) for stage, intervals in spans.items()}
+    return {stage: max(values) for stage, values in inside.items() if values}
 
 
 def stage_cpu(samples: list[tuple[float, float]], spans: dict[str, list[tuple[float, float]]]) -> dict[str, float]:
     """The machine's mean CPU busy share (0-1, all cores) over the samples inside each stage's
     spans: near 1, the stage used every core and needs less work or more cores; near 1/cores,
     one thread (Python, dbt's own process) did the work while the other cores idled."""
-    shares = {}
-    for stage, intervals in spans.items():
-        inside = [share for at, share in samples if any(start <= at <= end for start, end in intervals)]
-        if inside:
-            shares[stage] = round(sum(inside) / len(inside), 2)
-    return shares
+    inside = {stage: _inside(samples, intervals) for stage, intervals in spans.items()}
+    return {stage: round(sum(values) / len(values), 2) for stage, values in inside.items() if values}
 
 
 def split_bookkeeping(seconds: dict[str, float], load_seconds: float, wall: float) -> dict[str, float]:
@@ -545,7 +542,7 @@ class RunSampler:
         # (epoch seconds, busy share of all cores since the sample before)
         self.cpu_samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="run-sampler", daemon=True)
 
     def __enter__(self) -> RunSampler:
         try:
