@@ -83,3 +83,63 @@ def test_a_failed_write_rolls_back_as_dagsters_does(tmp_path, shard):
         raise RuntimeError("interrupted")
     with storage._connect(shard) as conn:
         assert conn.exec_driver_sql("select x from t").scalars().all() == [1]
+
+
+def _materializations(instance: dg.DagsterInstance, run_id: str) -> list:
+    return [entry for entry in instance.all_logs(run_id)
+            if entry.dagster_event and entry.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+
+
+def test_a_ranged_steps_materialisations_are_written_in_one_transaction_per_shard(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with _instance(home, project_settings=True) as instance:
+        storage = instance.event_log_storage
+        opened: list[str] = []
+        open_shard = storage._open
+
+        def counting(shard):
+            opened.append(shard)
+            return open_shard(shard)
+
+        monkeypatch.setattr(storage, "_open", counting)
+        batches: list[int] = []
+        batch = storage.store_event_batch
+        monkeypatch.setattr(storage, "store_event_batch", lambda events: (batches.append(len(events)), batch(events)))
+        run = _ranged_run(instance)
+        assert run.success
+        assert 10 in batches  # the step's ten materialisations came as one batch
+        assert len(_materializations(instance, run.run_id)) == 10
+        batched = len(opened)
+
+        monkeypatch.setenv(instance_storage.EVENT_BATCH_SIZE_ENV, "0")  # Dagster's one write per event
+        opened.clear()
+        assert _ranged_run(instance).success
+        # Ten materialisations (and ten planned events) no longer open two shards each.
+        assert len(opened) >= batched + 30
+
+
+def test_a_batch_that_fails_leaves_nothing_so_it_can_be_written_again(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with _instance(home, project_settings=True) as instance:
+        events = _materializations(instance, _ranged_run(instance).run_id)
+    target = KeptEngineSqliteEventLogStorage(str(tmp_path / "other"))
+    store_event = target.store_event
+    written: list = []
+
+    def failing_third(event):
+        written.append(event)
+        if len(written) == 3:
+            raise RuntimeError("disk full")
+        store_event(event)
+
+    monkeypatch.setattr(target, "store_event", failing_third)
+    with pytest.raises(RuntimeError):
+        target.store_event_batch(events)
+    assert target.get_logs_for_run(events[0].run_id) == []
+    assert target.get_materialized_partitions(daily.key) == set()
+    monkeypatch.setattr(target, "store_event", store_event)
+    target.store_event_batch(events)
+    assert len(target.get_logs_for_run(events[0].run_id)) == 10
+    assert len(target.get_materialized_partitions(daily.key)) == 10
