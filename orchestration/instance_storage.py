@@ -44,7 +44,8 @@ os.environ.setdefault(EVENT_BATCH_SIZE_ENV, "1000")
 
 
 class KeptEngineSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's run-sharded SQLite event log with a kept engine per shard (see the module)."""
+    """Dagster's run-sharded SQLite event log with a kept engine per shard and one transaction
+    per shard for a batch (see the module)."""
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
@@ -94,9 +95,6 @@ class KeptEngineSqliteEventLogStorage(SqliteEventLogStorage):
         the whole batch instead of two per event: a step's 364 materialisations of a year's
         partitions commit together. If a write fails, both transactions roll back and Dagster
         writes the events one by one."""
-        if getattr(self._batch, "connections", None) is not None:
-            super().store_event_batch(events)
-            return
         with self._db_lock, ExitStack() as stack:
             self._batch.connections, self._batch.stack = {}, stack
             try:
@@ -106,7 +104,7 @@ class KeptEngineSqliteEventLogStorage(SqliteEventLogStorage):
 
 
 class SqliteStorage(DagsterSqliteStorage):
-    """Dagster's default SQLite storage under `base_dir` with the kept-engine event log."""
+    """Dagster's default SQLite storage under `base_dir` with the event log above."""
 
     def __init__(self, base_dir: str, inst_data=None):
         super().__init__(base_dir, inst_data)
