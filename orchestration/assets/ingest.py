@@ -6,6 +6,7 @@ asset; the others still load. Each load is reconciled (received = accepted + qua
 its newest day judged for volume, acceptance and freshness, in the load's own step."""
 
 import time
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -30,6 +31,9 @@ CATALOG = load_catalog()
 DELIVERY = DeliveryRules()
 # The materialisation's record of how long the load's checks took (the benchmark reads it).
 CHECKS_SECONDS = "checks_s"
+# `backfill_policy` is a beta parameter of `@asset`, relied on knowingly (one run per backfill);
+# its warning would otherwise print once per channel at every load of the code.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 
 def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:

@@ -46,3 +46,11 @@ def test_the_definitions_load_without_the_modelling_and_checking_libraries():
          f"print(','.join(m for m in {heavy!r} if m in sys.modules))"],
         capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_loading_the_definitions_does_not_print_the_backfill_policy_beta_warning():
+    """Every run and `cdp` command loads the definitions; the ingest assets' beta parameter would
+    print its warning once per channel there."""
+    done = subprocess.run([sys.executable, "-W", "always", "-c", "import orchestration.definitions"],
+                          capture_output=True, text=True, check=True)
+    assert "backfill_policy" not in done.stderr
