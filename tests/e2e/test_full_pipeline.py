@@ -239,7 +239,7 @@ def test_every_channel_loaded_and_the_ledger_balances(two_runs):
     by_channel = {row[0]: row for row in ledger}
     assert set(by_channel) == set(load_catalog()), "a catalog channel was never loaded"
     assert {row[1] for row in ledger} == {"files", "sql", "rest"}
-    for channel, connector, received, accepted, quarantined in ledger:
+    for channel, _connector, received, accepted, quarantined in ledger:
         assert received == accepted + quarantined, channel
         assert raw_counts[channel] > 0, f"raw.{channel} is empty"
 
