@@ -30,6 +30,12 @@ class ChurnConfig:
     # Share of the training rows the gradient boosting model leaves out to calibrate its
     # probabilities on (the risk bands read them as probabilities).
     calibration_share: float = 0.25
+    # Gradient boosting's step size and most trees (it stops earlier when a held-out tenth stops
+    # improving). Every customer is scored through every tree daily: at a million customers, 0.1
+    # and 100 trees fitted in 5.2 s and scored in 1.2 s against 8.8 s and 2.3 s for 0.05 and 200,
+    # for a holdout AUC 0.0001 lower (0.0004 at 100k customers) and the same Brier score.
+    boosting_learning_rate: float = 0.1
+    boosting_max_iter: int = 100
     # A backtest fold trains only on history holding at least this many churned and this many
     # retained customers: the boosted model calibrates on a held-out share of each class (two
     # at the very least), and a handful of either is no basis for a model. With no such fold

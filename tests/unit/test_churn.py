@@ -90,6 +90,15 @@ def test_gradient_boosting_scores_with_one_model_calibrated_on_held_out_rows():
     assert abs(probability.mean() - fresh["churned"].mean()) < 0.05
 
 
+def test_gradient_boosting_takes_its_step_size_and_tree_count_from_the_config():
+    train = _synthetic(date(2026, 1, 1))
+    config = ChurnConfig(boosting_learning_rate=0.3, boosting_max_iter=5)
+    model = churn.candidate_models(config)["gradient_boosting"]().fit(train[FEATURES], train["churned"])
+    trees = model.calibrated_classifiers_[0].estimator
+    assert trees.learning_rate == 0.3
+    assert 1 <= trees.n_iter_ <= 5
+
+
 def test_too_little_history_is_reported_not_guessed():
     with pytest.raises(churn.InsufficientHistory):
         churn.train(_synthetic, date(2026, 7, 1), date(2026, 10, 31), ChurnConfig())
