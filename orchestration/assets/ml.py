@@ -49,6 +49,11 @@ class ChurnModelConfig(dg.Config):
     calibration_share: float = Field(
         default=ChurnConfig.calibration_share,
         description="Share of the training rows gradient boosting leaves out to calibrate its probabilities on.")
+    boosting_learning_rate: float = Field(
+        default=ChurnConfig.boosting_learning_rate, description="Gradient boosting's step size (above 0).")
+    boosting_max_iter: int = Field(
+        default=ChurnConfig.boosting_max_iter,
+        description="Most trees gradient boosting grows; every customer is scored through each of them daily.")
     force_retrain: bool = False
 
 
@@ -57,6 +62,9 @@ def churn_settings(config: ChurnModelConfig) -> ChurnConfig:
     defaults. Matched by name, so a setting added to both reaches training without a line here."""
     if not 0 < config.calibration_share < 1:
         raise dg.Failure(f"calibration_share must lie strictly between 0 and 1, got {config.calibration_share}")
+    if config.boosting_learning_rate <= 0 or config.boosting_max_iter < 1:
+        raise dg.Failure("boosting_learning_rate must be above 0 and boosting_max_iter at least 1, got "
+                         f"{config.boosting_learning_rate} and {config.boosting_max_iter}")
     names = {field.name for field in dataclasses.fields(ChurnConfig)}
     return ChurnConfig(**{name: value for name, value in config.model_dump().items() if name in names})
 
