@@ -119,6 +119,14 @@ class ChurnArtifact:
     def version(self) -> str:
         return f"{self.model_name}-{self.training_cutoffs[0] if self.training_cutoffs else 'none'}"
 
+    @property
+    def trees(self) -> int | None:
+        """Trees the boosted champion grew (fewer than boosting_max_iter when it stopped early);
+        None for another champion."""
+        if not isinstance(self.model, CalibratedClassifierCV):
+            return None
+        return int(self.model.calibrated_classifiers_[0].estimator.n_iter_)
+
 
 def _mean_metrics(folds: list[dict[str, float]]) -> dict[str, float]:
     keys = [k for k in folds[0] if k != "n"]

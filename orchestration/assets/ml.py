@@ -165,6 +165,7 @@ def churn_model(
         "features": artifact.features,
         "metrics": artifact.metrics,
         "library_versions": artifact.library_versions,
+        "trees": artifact.trees,
     }
     (model_dir / CHURN_SUMMARY).write_text(json.dumps(summary, indent=2))
     backtest = pd.DataFrame([{"model": name, **m} for name, m in artifact.metrics.items()])
@@ -175,6 +176,7 @@ def churn_model(
             "champion_reason": artifact.champion_reason,
             "model_version": artifact.version,
             "retrained": True,
+            **({"boosting_trees": artifact.trees} if artifact.trees is not None else {}),
             "backtest_auc": dg.MetadataValue.float(champion_metrics["auc"]),
             "backtest_pr_auc": dg.MetadataValue.float(champion_metrics["pr_auc"]),
             "backtest_brier": dg.MetadataValue.float(champion_metrics["brier"]),

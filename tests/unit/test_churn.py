@@ -1,3 +1,4 @@
+import dataclasses
 from datetime import date, timedelta
 
 import numpy as np
@@ -97,6 +98,10 @@ def test_gradient_boosting_takes_its_step_size_and_tree_count_from_the_config():
     trees = model.calibrated_classifiers_[0].estimator
     assert trees.learning_rate == 0.3
     assert 1 <= trees.n_iter_ <= 5
+    # The stored champion reports the trees it grew (training metadata); another champion none.
+    artifact = churn.train(_synthetic, date(2025, 1, 1), date(2026, 10, 31), config)
+    assert dataclasses.replace(artifact, model=model).trees == trees.n_iter_
+    assert dataclasses.replace(artifact, model=None).trees is None
 
 
 def test_too_little_history_is_reported_not_guessed():
