@@ -73,15 +73,23 @@ touches as (
 -- scan, so each join reads that channel's touches rather than every touch, and within a channel
 -- the source record id is the key (no record key built per row). Each CTE reads the table
 -- itself: a shared CTE of the touches would be materialised, which was slower.
-email as (
-    select
-        t.customer_id,
-        count(*) filter (where m.event_type = 'open' and t.occurred_at > $cutoff - interval 90 day) as email_opens_90,
-        max(case when m.event_type = 'unsubscribe' then 1 else 0 end) as unsubscribed
+-- Opens (in the window) and unsubscribes (at any time) are joined apart, each to its own event
+-- type: one join of every email touch of the history to every messaging event took 2.0 s at a
+-- million customers, the two 0.85 s.
+email_opens as (
+    select t.customer_id, count(*) as email_opens_90
     from intermediate.int_touchpoints_linked as t
     inner join staging.stg_messaging__events as m on t.source_record_id = m.event_id
-    where t.source_channel = 'email_events' and t.customer_id is not null and t.occurred_at < $cutoff + interval 1 day
+    where t.source_channel = 'email_events' and t.customer_id is not null and m.event_type = 'open'
+      and t.occurred_at > $cutoff - interval 90 day and t.occurred_at < $cutoff + interval 1 day
     group by t.customer_id
+),
+unsubscribes as (
+    select distinct t.customer_id
+    from intermediate.int_touchpoints_linked as t
+    inner join staging.stg_messaging__events as m on t.source_record_id = m.event_id
+    where t.source_channel = 'email_events' and t.customer_id is not null and m.event_type = 'unsubscribe'
+      and t.occurred_at < $cutoff + interval 1 day
 ),
 social as (
     select t.customer_id, count(*) as social_decay_90
@@ -113,12 +121,13 @@ select
     coalesce(date_diff('day', cast(t.last_touch as date), $cutoff), date_diff('day', b.last_order, $cutoff)) as days_since_last_touch,
     coalesce(t.tickets_90, 0) as tickets_90,
     coalesce(e.email_opens_90, 0) as email_opens_90,
-    coalesce(e.unsubscribed, 0) as unsubscribed,
+    case when u.customer_id is null then 0 else 1 end as unsubscribed,
     coalesce(so.social_decay_90, 0) as social_decay_90,
     case when coalesce(l.future_orders, 0) = 0 then 1 else 0 end as churned
 from buyers as b
 left join touches as t using (customer_id)
-left join email as e using (customer_id)
+left join email_opens as e using (customer_id)
+left join unsubscribes as u using (customer_id)
 left join social as so using (customer_id)
 left join labels as l using (customer_id)
 order by b.customer_id

@@ -36,6 +36,7 @@ def con():
         ("A", "web_events", "w2", "event", datetime(2026, 7, 2, 8)),          # after the cut-off
         ("A", "email_events", "e1", "message", datetime(2026, 6, 1, 8)),
         ("A", "email_events", "e2", "message", datetime(2026, 7, 3, 8)),      # after the cut-off
+        ("A", "email_events", "e4", "message", datetime(2026, 7, 4, 8)),      # after the cut-off
         ("B", "email_events", "e3", "message", datetime(2026, 2, 1, 8)),
         ("B", "service_tickets", "t1", "service", datetime(2026, 6, 10, 8)),
         ("B", "social_interactions", "s1", "social", datetime(2026, 6, 15, 8)),
@@ -44,7 +45,7 @@ def con():
         ("B", "web_events", "s2", "event", datetime(2026, 6, 16, 9)),
     ])
     con.executemany("insert into staging.stg_messaging__events values (?, ?)",
-                    [("e1", "open"), ("e2", "open"), ("e3", "unsubscribe")])
+                    [("e1", "open"), ("e2", "open"), ("e3", "unsubscribe"), ("e4", "unsubscribe")])
     con.executemany("insert into staging.stg_social__interactions values (?, ?)", [("s1", "unfollow"), ("s2", "unfollow")])
     yield con
     con.close()
