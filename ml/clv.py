@@ -76,6 +76,8 @@ class BetaGeoParams:
     b: float
     log_likelihood: float
     n_customers: int
+    # False when the optimiser stopped short of an optimum (it warns too): the estimates are its last.
+    converged: bool = True
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class GammaGammaParams:
     v: float
     log_likelihood: float
     n_customers: int
+    # False when the optimiser stopped short of an optimum (it warns too): the estimates are its last.
+    converged: bool = True
 
     @property
     def population_mean_spend(self) -> float:
@@ -174,8 +178,9 @@ def _check_params(**params: float) -> None:
 # --------------------------------------------------------------------------- #
 # Shared optimiser
 # --------------------------------------------------------------------------- #
-def _minimise(objective, n_params: int, x0: np.ndarray | None = None) -> np.ndarray:
-    """Minimise `objective(log_params) -> (value, grad)` in log-parameter space.
+def _minimise(objective, n_params: int, x0: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """Minimise `objective(log_params) -> (value, grad)` in log-parameter space; returns the
+    log-parameters and whether they are an optimum.
 
     L-BFGS-B with the analytic gradient does the work; if it stops short of an
     optimum we restart from its end point with derivative-free Nelder-Mead and
@@ -206,7 +211,8 @@ def _minimise(objective, n_params: int, x0: np.ndarray | None = None) -> np.ndar
                 RuntimeWarning,
                 stacklevel=3,
             )
-    return res.x
+            return res.x, False
+    return res.x, True
 
 
 # The largest gradient of the objective (a mean negative log-likelihood per customer) per unit
@@ -349,7 +355,7 @@ def fit_bgnbd(frequency, recency, T, penalizer: float = 0.0, weights=None) -> Be
     # times are in days rather than weeks; r, a, b start at 1.
     x0 = np.zeros(4)
     x0[1] = np.log(max(float(np.average(T_, weights=w)), 1e-3))
-    log_params = _minimise(objective, 4, x0)
+    log_params, converged = _minimise(objective, 4, x0)
     r, alpha, a, b = np.exp(log_params)
     ll, _ = _bgnbd_loglik_terms(r, alpha, a, b, x, t_x, T_, x_groups)
     return BetaGeoParams(
@@ -359,6 +365,7 @@ def fit_bgnbd(frequency, recency, T, penalizer: float = 0.0, weights=None) -> Be
         b=float(b),
         log_likelihood=float(_wsum(ll, w)),
         n_customers=int(round(n_total)),
+        converged=converged,
     )
 
 
@@ -539,10 +546,12 @@ def fit_gamma_gamma(frequency, monetary, penalizer: float = 0.0, weights=None) -
 
     # Start v on the scale of the data (v is a spend scale); p, q at 1.
     x0 = np.array([0.0, 0.0, np.log(float(np.average(m, weights=w)))])
-    p, q, v = np.exp(_minimise(objective, 3, x0))
+    log_params, converged = _minimise(objective, 3, x0)
+    p, q, v = np.exp(log_params)
     ll, _ = _gg_loglik_terms(p, q, v, x, m, x_groups, log_m)
     return GammaGammaParams(
-        p=float(p), q=float(q), v=float(v), log_likelihood=float(_wsum(ll, w)), n_customers=int(round(n_total))
+        p=float(p), q=float(q), v=float(v), log_likelihood=float(_wsum(ll, w)), n_customers=int(round(n_total)),
+        converged=converged,
     )
 
 

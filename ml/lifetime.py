@@ -75,11 +75,17 @@ def predict(
     )
 
 
-def params_metadata(bg: clv.BetaGeoParams, gg: clv.GammaGammaParams) -> dict[str, float]:
+def params_metadata(bg: clv.BetaGeoParams, gg: clv.GammaGammaParams) -> dict[str, float | bool]:
     return {
-        **{f"bgnbd_{k}": round(float(v), 4) for k, v in asdict(bg).items()},
-        **{f"gamma_gamma_{k}": round(float(v), 4) for k, v in asdict(gg).items()},
+        f"{model}_{k}": v if isinstance(v, bool) else round(float(v), 4)
+        for model, params in (("bgnbd", bg), ("gamma_gamma", gg))
+        for k, v in asdict(params).items()
     }
+
+
+def unconverged(bg: clv.BetaGeoParams, gg: clv.GammaGammaParams) -> list[str]:
+    """The fits whose optimiser stopped short of an optimum (few buyers, or a flat likelihood)."""
+    return [name for name, params in (("BG/NBD", bg), ("Gamma-Gamma", gg)) if not params.converged]
 
 
 def churn_probability(con, as_of: date, horizon_days: int, config: ClvConfig = ClvConfig()) -> pd.DataFrame:

@@ -241,6 +241,9 @@ def customer_scores(
             return dg.MaterializeResult(metadata={"dagster/row_count": 0, "as_of": as_of.isoformat(),
                                                   "not_scored_because": str(exc)})
         _write_scores(con, scores, as_of, clv_config)
+    if stopped := lifetime.unconverged(*fitted):
+        context.log.warning(f"{' and '.join(stopped)} stopped short of an optimum as of {as_of}: the lifetime "
+                            "values use their last estimates (see the *_converged metadata)")
     bands = scores["risk_band"].value_counts(normalize=True).round(4).to_dict()
     return dg.MaterializeResult(
         metadata={

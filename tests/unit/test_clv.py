@@ -538,9 +538,10 @@ def test_a_fit_whose_line_search_stalls_at_the_optimum_counts_as_converged():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        z = clv._minimise(objective, 2, np.ones(2))
+        z, converged = clv._minimise(objective, 2, np.ones(2))
 
     np.testing.assert_allclose(z, 1.0, atol=1e-6)
+    assert converged
 
 
 def test_a_gradient_blocked_by_a_bound_does_not_count_against_convergence():
@@ -568,6 +569,7 @@ def test_small_gamma_gamma_fits_at_their_optimum_do_not_warn():
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             gg = clv.fit_gamma_gamma(x, m)
+        assert gg.converged
         nm = optimize.minimize(
             lambda z: -np.sum(clv._gg_loglik_terms(*np.exp(z), x, m)[0]),
             np.log([gg.p, gg.q, gg.v]), method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12})
@@ -581,5 +583,16 @@ def test_a_fit_that_cannot_reach_an_optimum_warns():
     x, m = _small_spend_sample(64)
     with pytest.warns(RuntimeWarning, match="stopped short of an optimum: gradient"):
         gg = clv.fit_gamma_gamma(x, m)
-    assert gg.p > 1e6
+    assert not gg.converged and gg.p > 1e6
     assert np.all(np.isfinite(clv.expected_average_spend(gg, x, m)))
+
+
+def test_the_scores_metadata_says_whether_each_fit_reached_its_optimum():
+    from ml import lifetime
+
+    bg = clv.BetaGeoParams(r=0.24321, alpha=4.41359, a=0.79293, b=2.42588, log_likelihood=-9582.4, n_customers=2357)
+    gg = clv.GammaGammaParams(p=6.25, q=3.74, v=15.44, log_likelihood=-10.0, n_customers=946, converged=False)
+    metadata = lifetime.params_metadata(bg, gg)
+    assert metadata["bgnbd_r"] == 0.2432 and metadata["bgnbd_converged"] is True
+    assert metadata["gamma_gamma_n_customers"] == 946 and metadata["gamma_gamma_converged"] is False
+    assert lifetime.unconverged(bg, gg) == ["Gamma-Gamma"]
