@@ -143,11 +143,15 @@ def customer_features(con, cutoff: date, horizon_days: int) -> pd.DataFrame:
     return frame
 
 
+class NoPurchases(ValueError):
+    """The warehouse holds no purchase yet: there is nothing to learn from."""
+
+
 def data_window(con) -> tuple[date, date]:
     """First and last purchase day in the warehouse."""
     first, last = con.execute(
         "select min(order_date), max(order_date) from marts.orders where is_purchase"
     ).fetchone()
     if first is None:
-        raise ValueError("marts.orders holds no purchases: nothing to model")
+        raise NoPurchases("marts.orders holds no purchases: nothing to model")
     return first, last

@@ -70,10 +70,13 @@ def churn_settings(config: ChurnModelConfig) -> ChurnConfig:
 
 
 def scoring_date(con) -> date:
-    """Scores describe the same day as the RFM mart they sit beside."""
+    """Scores describe the same day as the marts they sit beside: the RFM mart's, or while nobody
+    has bought yet (an empty RFM mart), the lifecycle mart's, which holds every customer."""
     as_of = con.execute("select max(as_of_date) from marts.customer_rfm").fetchone()[0]
     if as_of is None:
-        raise dg.Failure("marts.customer_rfm is empty: no purchases to model yet")
+        as_of = con.execute("select max(as_of_date) from marts.customer_lifecycle").fetchone()[0]
+    if as_of is None:
+        raise dg.Failure("marts.customer_lifecycle is empty: no customers to model yet")
     return as_of
 
 
@@ -133,15 +136,15 @@ def churn_model(
             })
         # Only training needs these: matplotlib (plots) would add about 0.5 s to every daily run.
         from ml import lifetime, plots
-        from ml.features import customer_features, data_window
+        from ml.features import NoPurchases, customer_features, data_window
 
-        first_day, _ = data_window(con)
         try:
+            first_day, _ = data_window(con)
             artifact = churn.train(
                 lambda cutoff: customer_features(con, cutoff, config.horizon_days), first_day, as_of, churn_config,
                 challengers={"bgnbd": lambda cutoff: lifetime.churn_probability(con, cutoff, config.horizon_days)},
             )
-        except churn.InsufficientHistory as exc:
+        except (churn.InsufficientHistory, NoPurchases) as exc:
             # Honest fallback: no labelled history, so scores use the BG/NBD probability of no
             # purchase in the horizon (needs no labels). Recorded, not hidden.
             (model_dir / CHURN_ARTIFACT).unlink(missing_ok=True)

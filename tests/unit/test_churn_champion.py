@@ -75,3 +75,27 @@ def test_a_daily_run_keeping_the_champion_loads_no_training_library(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"retrained": False, "loaded": []}
+
+
+def test_a_warehouse_without_purchases_gets_the_fallback_dated_by_the_lifecycle_mart(tmp_path):
+    import dagster as dg
+    import duckdb
+    from dagster_duckdb import DuckDBResource
+
+    from orchestration.assets.ml import CHURN_SUMMARY, churn_model
+    from orchestration.resources import PathsResource
+
+    warehouse = str(tmp_path / "w.duckdb")
+    with duckdb.connect(warehouse) as con:
+        con.execute("create schema marts")
+        con.execute("create table marts.customer_rfm (as_of_date date)")
+        con.execute("create table marts.customer_lifecycle (as_of_date date)")
+        con.execute("insert into marts.customer_lifecycle values ('2026-10-31')")
+        con.execute("create table marts.orders (order_date date, is_purchase boolean)")
+    result = churn_model(context=dg.build_asset_context(), config=ChurnModelConfig(),
+                         warehouse=DuckDBResource(database=warehouse),
+                         paths=PathsResource(data_dir=str(tmp_path), landing_dir=str(tmp_path), serve_path=str(tmp_path),
+                                             model_dir=str(tmp_path), erasure_requests=str(tmp_path)))
+    assert result.metadata["champion"] == "bgnbd_fallback"
+    assert "no purchases" in result.metadata["fallback_reason"]
+    assert json.loads((tmp_path / CHURN_SUMMARY).read_text())["as_of"] == "2026-10-31"
