@@ -47,6 +47,24 @@ def cmd_prepare(_: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """A count of customers or days, or a horizon in days."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
+    return value
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD: {text!r} ({error})") from None
+
+
 def _history_days(text: str) -> int:
     """--days of the benchmark: a full build needs one day before the increment's."""
     try:
@@ -99,7 +117,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def _demo_config(args: argparse.Namespace) -> DemoConfig:
     return DemoConfig(
-        customers=args.customers, days=args.days, end_date=date.fromisoformat(args.end_date), seed=args.seed
+        customers=args.customers, days=args.days, end_date=args.end_date, seed=args.seed
     )
 
 
@@ -198,7 +216,7 @@ def print_summary(settings: Settings) -> None:
     print("\n=== Customer data platform: run summary ===")
     print(f"customers unified : {customers:,}")
     print(f"orders (purchases): {orders:,}  revenue {float(revenue):,.2f}")
-    print("RFM segments      : " + ", ".join(f"{s} {share:.1%}" for s, share in segments))
+    print("RFM segments      : " + (", ".join(f"{s} {share:.1%}" for s, share in segments) or "none: nobody has bought yet"))
     if "metrics" in model:
         m = model["metrics"][model["champion"]]
         print(
@@ -237,7 +255,7 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     channel = catalog[ORDERS_CHANNEL]
     shutil.rmtree(settings.landing_dir / Path(channel.path).parent, ignore_errors=True)
     try:
-        prepared = prepare(Path(args.orders).resolve(), date.fromisoformat(args.as_of), settings.landing_dir,
+        prepared = prepare(Path(args.orders).resolve(), args.as_of, settings.landing_dir,
                            channel, parse_column_map(args.columns))
     except (OrdersFileError, ValueError) as error:
         print(f"cannot use the orders file: {error}", file=sys.stderr)
@@ -267,7 +285,7 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         "ml__churn_model": {"config": {"horizon_days": args.churn_horizon_days}},
         "ml__customer_scores": {"config": {"clv_horizon_days": args.clv_horizon_days}},
     }
-    ok = materialize_range(prepared.first_day.isoformat(), args.as_of, job="orders_only", ops=ops)
+    ok = materialize_range(prepared.first_day.isoformat(), args.as_of.isoformat(), job="orders_only", ops=ops)
     if not ok:
         print("the run failed: see the log above, or `make ui` → Runs", file=sys.stderr)
         return 1
@@ -350,19 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     defaults = DemoConfig()
     for name, func, text in (("generate", cmd_generate, "write demo data"), ("run", cmd_run, "demo data + full pipeline")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--customers", type=int, default=defaults.customers)
-        p.add_argument("--days", type=int, default=defaults.days)
-        p.add_argument("--end-date", default=defaults.end_date.isoformat())
+        p.add_argument("--customers", type=_at_least_one, default=defaults.customers)
+        p.add_argument("--days", type=_at_least_one, default=defaults.days)
+        p.add_argument("--end-date", type=_iso_date, default=defaults.end_date)
         p.add_argument("--seed", type=int, default=defaults.seed)
         if name == "run":
             p.add_argument("--skip-generate", action="store_true", help="use the landing folder as it is")
             p.add_argument("--orders", help="your own orders export (CSV or Parquet) instead of demo data")
-            p.add_argument("--as-of", help="with --orders: the day the scores describe (YYYY-MM-DD)")
+            p.add_argument("--as-of", type=_iso_date, help="with --orders: the day the scores describe (YYYY-MM-DD)")
             p.add_argument("--columns", help="with --orders: FIELD=COLUMN,... for customer_id, ordered_at, amount, "
                            "order_id (defaults: customer_id, order_time, amount; no order id)")
-            p.add_argument("--churn-horizon-days", type=int, default=ChurnConfig.horizon_days,
+            p.add_argument("--churn-horizon-days", type=_at_least_one, default=ChurnConfig.horizon_days,
                            help="churn = no purchase within this many days")
-            p.add_argument("--clv-horizon-days", type=int, default=ClvConfig.horizon_days,
+            p.add_argument("--clv-horizon-days", type=_at_least_one, default=ClvConfig.horizon_days,
                            help="predicted purchases, spend and CLV over this many days")
         p.set_defaults(func=func)
     args = parser.parse_args(argv)

@@ -53,3 +53,19 @@ def test_the_benchmark_takes_a_history_length_of_at_least_two_days(capsys):
     # The other benchmarks keep the size's days: refused before anything is generated.
     assert main(["bench", "--ingest-only", "--days", "200"]) == 2
     assert "--days sets the history of the pipeline benchmark" in capsys.readouterr().err
+
+
+def test_demo_and_orders_runs_refuse_counts_below_one_and_dates_that_are_not_dates(capsys):
+    import pytest
+
+    from orchestration.cli import main
+
+    for argv, option in ((["run", "--customers", "0"], "--customers"), (["generate", "--days", "-3"], "--days"),
+                         (["run", "--end-date", "2026-13-01"], "--end-date"),
+                         (["run", "--orders", "orders.csv", "--as-of", "31/10/2026"], "--as-of"),
+                         (["run", "--churn-horizon-days", "0"], "--churn-horizon-days")):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert option in err and "Traceback" not in err
