@@ -47,15 +47,23 @@ def cmd_prepare(_: argparse.Namespace) -> int:
     return 0
 
 
-def _at_least_one(text: str) -> int:
-    """A count of customers or days, or a horizon in days."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"at least 1, not {value}")
-    return value
+def _whole_number(minimum: int, why: str = ""):
+    """An argparse type: a whole number of at least `minimum` (`why` says why, if not obvious)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"at least {minimum}{why}, not {value}")
+        return value
+    return parse
+
+
+# A count of customers or days, or a horizon in days.
+_at_least_one = _whole_number(1)
+# --days of the benchmark: a full build needs one day before the increment's.
+_history_days = _whole_number(2, " days (a full build, then one day's increment)")
 
 
 def _iso_date(text: str) -> date:
@@ -63,17 +71,6 @@ def _iso_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD: {text!r} ({error})") from None
-
-
-def _history_days(text: str) -> int:
-    """--days of the benchmark: a full build needs one day before the increment's."""
-    try:
-        days = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
-    if days < 2:
-        raise argparse.ArgumentTypeError(f"at least 2 days (a full build, then one day's increment), not {days}")
-    return days
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
