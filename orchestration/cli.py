@@ -90,6 +90,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
 
 
+def own_bin_first(environ) -> dict[str, str]:
+    """`environ` with this Python's scripts folder first on PATH: the code server `dagster dev`
+    starts prepares the dbt manifest with the `dbt` on PATH (dagster-dbt's prepare_if_dev), so
+    `.venv/bin/cdp ui` works without an activated environment, as `make ui` does."""
+    return {**environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")])}
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """`dagster dev` on 127.0.0.1, with the demo's CRM database and helpdesk API up when the
     demo data exists (runs launched from the UI read them)."""
@@ -102,12 +109,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     prepare_manifest(force=True)
     command = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                "-h", "127.0.0.1", "-p", str(args.port)]
+    env = own_bin_first(os.environ)
     if not has_demo_systems(settings):
-        return subprocess.call(command, cwd=PROJECT_ROOT)
+        return subprocess.call(command, cwd=PROJECT_ROOT, env=env)
     with demo_source_systems(settings) as api_url:
         print(f"demo helpdesk API at {api_url}; Dagster UI at http://127.0.0.1:{args.port}")
         try:
-            return subprocess.call(command, cwd=PROJECT_ROOT)
+            return subprocess.call(command, cwd=PROJECT_ROOT, env=env)
         except KeyboardInterrupt:
             return 0
 

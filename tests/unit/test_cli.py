@@ -69,3 +69,16 @@ def test_demo_and_orders_runs_refuse_counts_below_one_and_dates_that_are_not_dat
         assert exited.value.code == 2
         err = capsys.readouterr().err
         assert option in err and "Traceback" not in err
+
+
+def test_the_ui_finds_the_projects_dbt_without_an_activated_environment():
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from orchestration.cli import own_bin_first
+
+    env = own_bin_first({"PATH": "/usr/bin:/bin"})
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert shutil.which("dbt", path=env["PATH"]) == str(Path(sys.executable).with_name("dbt"))
