@@ -109,13 +109,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     prepare_manifest(force=True)
     command = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                "-h", "127.0.0.1", "-p", str(args.port)]
-    env = own_bin_first(os.environ)
     if not has_demo_systems(settings):
-        return subprocess.call(command, cwd=PROJECT_ROOT, env=env)
+        return subprocess.call(command, cwd=PROJECT_ROOT, env=own_bin_first(os.environ))
     with demo_source_systems(settings) as api_url:
         print(f"demo helpdesk API at {api_url}; Dagster UI at http://127.0.0.1:{args.port}")
         try:
-            return subprocess.call(command, cwd=PROJECT_ROOT, env=env)
+            # The environment as the demo systems set it: their addresses and token.
+            return subprocess.call(command, cwd=PROJECT_ROOT, env=own_bin_first(os.environ))
         except KeyboardInterrupt:
             return 0
 
