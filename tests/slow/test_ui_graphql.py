@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from orchestration.cli import own_bin_first
 from orchestration.settings import PROJECT_ROOT, Settings
 from orchestration.sources.demo_data import DemoConfig, generate
 
@@ -89,8 +90,8 @@ def test_a_run_launched_through_graphql_succeeds_and_its_checks_are_readable(tmp
                         "CDP_START_DATE": start.isoformat()}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("CDP_WAREHOUSE_PATH", raising=False)
-    # As `make ui` does: the project's dbt is the one on PATH.
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    # As `cdp ui` does: the project's dbt is the one on PATH.
+    monkeypatch.setenv("PATH", own_bin_first(os.environ)["PATH"])
     settings = Settings.from_env()
     generate(settings.data_dir, DemoConfig(customers=200, days=DAYS, end_date=END))
     (tmp_path / "home").mkdir()
