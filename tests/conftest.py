@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from datetime import date, timedelta
 
+import pytest
+
 E2E_DAYS = 240
 E2E_CUSTOMERS = 300
 E2E_END = date(2026, 10, 31)
@@ -34,3 +36,13 @@ from tests.postgres import postgres_url  # noqa: E402,F401  (session fixture: a 
 from orchestration.dbt_project import prepare_manifest  # noqa: E402
 
 prepare_manifest(force=True)
+
+
+@pytest.fixture
+def dagster_instance():
+    """An in-memory Dagster instance, disposed after the test: it may own a scratch folder that
+    would otherwise be left to the garbage collector."""
+    import dagster as dg
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance

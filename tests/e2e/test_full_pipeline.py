@@ -82,19 +82,20 @@ def two_runs():
     prepare_manifest(force=True)
     start = (E2E_END - timedelta(days=E2E_DAYS - 1)).isoformat()
     # An in-memory Dagster instance: the pipeline is the same, the event log just is not on disk.
-    instance = dg.DagsterInstance.ephemeral()
-    with demo_source_systems(settings):
-        # A run that ends earlier first, so the full runs grow customers from an existing state.
-        early_ok = materialize_range(start, EARLY_END.isoformat(), instance)
-        _FIXTURE_INSTANCE["early_ids"] = _ids(settings.warehouse_path) if early_ok else None
-        first_ok = materialize_range(start, E2E_END.isoformat(), instance)
-        first = _checksums(settings.warehouse_path) if first_ok else None
-        first_serve = settings.serve_path.read_bytes() if first_ok else None
-        second_ok = materialize_range(start, E2E_END.isoformat(), instance)
-        second = _checksums(settings.warehouse_path) if second_ok else None
-    _FIXTURE_INSTANCE["instance"] = instance
-    _FIXTURE_INSTANCE["range_run_ids"] = [run.run_id for run in instance.get_runs()]
-    return settings, (first_ok, first, first_serve), (second_ok, second)
+    # Disposed when the module's tests are done: it may own a scratch folder.
+    with dg.DagsterInstance.ephemeral() as instance:
+        with demo_source_systems(settings):
+            # A run that ends earlier first, so the full runs grow customers from an existing state.
+            early_ok = materialize_range(start, EARLY_END.isoformat(), instance)
+            _FIXTURE_INSTANCE["early_ids"] = _ids(settings.warehouse_path) if early_ok else None
+            first_ok = materialize_range(start, E2E_END.isoformat(), instance)
+            first = _checksums(settings.warehouse_path) if first_ok else None
+            first_serve = settings.serve_path.read_bytes() if first_ok else None
+            second_ok = materialize_range(start, E2E_END.isoformat(), instance)
+            second = _checksums(settings.warehouse_path) if second_ok else None
+        _FIXTURE_INSTANCE["instance"] = instance
+        _FIXTURE_INSTANCE["range_run_ids"] = [run.run_id for run in instance.get_runs()]
+        yield settings, (first_ok, first, first_serve), (second_ok, second)
 
 
 def test_full_graph_materialises(two_runs):

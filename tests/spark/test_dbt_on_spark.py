@@ -63,8 +63,8 @@ def duckdb_run():
     generate(settings.data_dir, DemoConfig(customers=CUSTOMERS, days=DAYS, end_date=END))
     _prepare_instance()
     started = time.monotonic()
-    with demo_source_systems(settings):
-        ok = materialize_range(START.isoformat(), END.isoformat(), dg.DagsterInstance.ephemeral())
+    with demo_source_systems(settings), dg.DagsterInstance.ephemeral() as instance:
+        ok = materialize_range(START.isoformat(), END.isoformat(), instance)
     assert ok, "the pipeline failed on DuckDB"
     return settings, time.monotonic() - started
 

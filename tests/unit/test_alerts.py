@@ -29,11 +29,10 @@ def downstream():
     raise ValueError("cannot parse row for zhang.wei@example.com")
 
 
-def test_a_failed_run_becomes_an_alert_with_assets_checks_and_a_scrubbed_reason():
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([orders_like, downstream], instance=instance, raise_on_error=False)
+def test_a_failed_run_becomes_an_alert_with_assets_checks_and_a_scrubbed_reason(dagster_instance):
+    result = dg.materialize([orders_like, downstream], instance=dagster_instance, raise_on_error=False)
     assert not result.success
-    alert = alert_for_run(instance, result.dagster_run.job_name, result.run_id, "")
+    alert = alert_for_run(dagster_instance, result.dagster_run.job_name, result.run_id, "")
     assert alert.failed_checks == ["orders_like:never_empty"]
     # The blocking check fails its asset's step; the downstream asset never starts.
     assert alert.failed_steps == ["orders_like"]
@@ -55,14 +54,14 @@ def test_a_failed_run_becomes_an_alert_with_assets_checks_and_a_scrubbed_reason(
         assert send(alert, url=f"http://127.0.0.1:{server.server_port}/hook")
     finally:
         server.shutdown()
+        server.server_close()
     assert received[0]["failed_checks"] == ["orders_like:never_empty"]
     assert received[0]["run_id"] == result.run_id
 
 
-def test_an_exception_message_is_scrubbed_in_the_alert():
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([downstream], instance=instance, raise_on_error=False,
+def test_an_exception_message_is_scrubbed_in_the_alert(dagster_instance):
+    result = dg.materialize([downstream], instance=dagster_instance, raise_on_error=False,
                             selection=[downstream.key])
-    alert = alert_for_run(instance, result.dagster_run.job_name, result.run_id, "")
+    alert = alert_for_run(dagster_instance, result.dagster_run.job_name, result.run_id, "")
     assert alert.failed_steps == ["downstream"]
     assert "cannot parse row for <email>" in alert.reason and "zhang" not in alert.text()

@@ -41,7 +41,7 @@ def test_dagster_bookkeeping_is_split_out_of_ingest_and_run_start():
     assert split_bookkeeping({"ingest": 10.0}, load_seconds=12.0, wall=10.0)["Dagster events"] == 0.0
 
 
-def test_checks_judged_inside_a_load_step_count_as_checks_not_ingest():
+def test_checks_judged_inside_a_load_step_count_as_checks_not_ingest(dagster_instance):
     import dagster as dg
 
     from orchestration.assets.ingest import CHECKS_SECONDS
@@ -56,17 +56,16 @@ def test_checks_judged_inside_a_load_step_count_as_checks_not_ingest():
     def apart():
         return dg.AssetCheckResult(passed=True)
 
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([shop], instance=instance, selection=[shop])
-    dg.materialize([shop, apart], instance=instance, selection=dg.AssetSelection.checks(apart))
-    steps, _ = step_timings(instance, result.run_id)
+    result = dg.materialize([shop], instance=dagster_instance, selection=[shop])
+    dg.materialize([shop, apart], instance=dagster_instance, selection=dg.AssetSelection.checks(apart))
+    steps, _ = step_timings(dagster_instance, result.run_id)
     ingest = [s for s in steps if s["stage"] == "ingest"]
     checks = [s for s in steps if s["stage"] == "checks"]
     assert len(ingest) == 1 and len(checks) == 1
     assert checks[0]["seconds"] == pytest.approx(0.2) and checks[0]["span"] is None
     assert 0.1 <= ingest[0]["seconds"] and ingest[0]["span"][1] - ingest[0]["span"][0] >= 0.3
-    second = instance.get_runs(limit=1)[0]
-    assert [s["stage"] for s in step_timings(instance, second.run_id)[0]] == ["checks"]
+    second = dagster_instance.get_runs(limit=1)[0]
+    assert [s["stage"] for s in step_timings(dagster_instance, second.run_id)[0]] == ["checks"]
 
 
 def test_dbt_nodes_group_by_layer_and_tests_count_as_checks():

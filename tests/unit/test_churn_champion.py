@@ -61,9 +61,10 @@ warehouse, model_dir = sys.argv[1], sys.argv[2]
 con = duckdb.connect(warehouse)
 con.execute("create schema marts; create table marts.customer_rfm (as_of_date date); insert into marts.customer_rfm values ('2026-10-31')")
 con.close()
-result = churn_model(context=dg.build_asset_context(), config=ChurnModelConfig(), warehouse=DuckDBResource(database=warehouse),
-                     paths=PathsResource(data_dir=model_dir, landing_dir=model_dir, serve_path=model_dir, model_dir=model_dir,
-                                         erasure_requests=model_dir))
+with dg.build_asset_context() as context:
+    result = churn_model(context=context, config=ChurnModelConfig(), warehouse=DuckDBResource(database=warehouse),
+                         paths=PathsResource(data_dir=model_dir, landing_dir=model_dir, serve_path=model_dir,
+                                             model_dir=model_dir, erasure_requests=model_dir))
 print(json.dumps({"retrained": result.metadata["retrained"], "loaded": sorted(
     m for m in ("matplotlib", "ml.plots", "ml.lifetime") if m in sys.modules)}))
 """
@@ -92,10 +93,11 @@ def test_a_warehouse_without_purchases_gets_the_fallback_dated_by_the_lifecycle_
         con.execute("create table marts.customer_lifecycle (as_of_date date)")
         con.execute("insert into marts.customer_lifecycle values ('2026-10-31')")
         con.execute("create table marts.orders (order_date date, is_purchase boolean)")
-    result = churn_model(context=dg.build_asset_context(), config=ChurnModelConfig(),
-                         warehouse=DuckDBResource(database=warehouse),
-                         paths=PathsResource(data_dir=str(tmp_path), landing_dir=str(tmp_path), serve_path=str(tmp_path),
-                                             model_dir=str(tmp_path), erasure_requests=str(tmp_path)))
+    with dg.build_asset_context() as context:
+        result = churn_model(context=context, config=ChurnModelConfig(), warehouse=DuckDBResource(database=warehouse),
+                             paths=PathsResource(data_dir=str(tmp_path), landing_dir=str(tmp_path),
+                                                 serve_path=str(tmp_path), model_dir=str(tmp_path),
+                                                 erasure_requests=str(tmp_path)))
     assert result.metadata["champion"] == "bgnbd_fallback"
     assert "no purchases" in result.metadata["fallback_reason"]
     assert json.loads((tmp_path / CHURN_SUMMARY).read_text())["as_of"] == "2026-10-31"
