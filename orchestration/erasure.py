@@ -35,7 +35,7 @@ HISTORY_KEY_COLUMNS = ("customer_id", "from_customer_id", "into_customer_id")
 
 
 class ErasureRequestError(ValueError):
-    """The request file cannot be read as a whole (missing columns, not a CSV)."""
+    """The request file cannot be read as a whole (missing columns, not UTF-8, not a CSV)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,18 @@ def read_requests(path: Path) -> tuple[list[ErasureRequest], dict[str, str]]:
     """Valid requests and, per rejected request id, the reason. A missing file means none."""
     if not path.exists():
         return [], {}
+    try:
+        return _parse_requests(path)
+    except UnicodeDecodeError as error:
+        raise ErasureRequestError(f"{path.name} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at "
+                                  f"offset {error.start}); save it as CSV UTF-8") from None
+    except csv.Error as error:
+        raise ErasureRequestError(f"{path.name} is not a readable CSV file: {error}") from None
+    except OSError as error:
+        raise ErasureRequestError(f"{path.name} cannot be read: {error.strerror}") from None
+
+
+def _parse_requests(path: Path) -> tuple[list[ErasureRequest], dict[str, str]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUEST_COLUMNS if c not in (reader.fieldnames or [])]
@@ -136,27 +148,37 @@ def drop_erased(con: duckdb.DuckDBPyConnection, channel: Channel) -> int:
 
 
 def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests: list[ErasureRequest]) -> ErasureResult:
-    """Apply the requests not applied before; returns counts only (no values)."""
+    """Apply the requests not applied before; returns counts only (no values).
+
+    A request counts as applied when its request id is in the log and its identifier among the
+    erased keys: a request id reused later for another identifier is applied too, not skipped.
+    Applying anything drops the restaged tables (a full rebuild), so a run with nothing new to
+    apply, including one whose only new rows are rejected, changes nothing."""
     ensure_tables(con)
     result = ErasureResult(requests=len(requests))
-    done = {r for (r,) in con.execute("SELECT request_id FROM private.erasure_log").fetchall()}
-    pending = [r for r in requests if r.request_id not in done]
-    if not pending:
+    if not requests:
         return result
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
     con.execute("CREATE OR REPLACE TEMP TABLE _requests (request_id VARCHAR, id_type VARCHAR, id_value VARCHAR, requested_at VARCHAR)")
     con.executemany("INSERT INTO _requests VALUES (?, ?, ?, ?)",
-                    [(r.request_id, r.id_type, r.id_value, r.requested_at) for r in pending])
+                    [(r.request_id, r.id_type, r.id_value, r.requested_at) for r in requests])
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _requested AS
         SELECT request_id, id_type, requested_at, CASE id_type
             WHEN 'email' THEN {normalized_email('id_value')}
             WHEN 'phone' THEN {normalized_phone('id_value')}
             ELSE {cleaned_text('id_value')} END AS id_value
         FROM _requests""")
-    for request_id, in con.execute("SELECT request_id FROM _requested WHERE id_value IS NULL").fetchall():
+    for request_id, in con.execute("SELECT DISTINCT request_id FROM _requested WHERE id_value IS NULL ORDER BY 1").fetchall():
         result.rejected[request_id] = "id_value is not a valid value of its id_type"
-    con.execute("DELETE FROM _requested WHERE id_value IS NULL")
+    con.execute(f"""DELETE FROM _requested r WHERE id_value IS NULL
+        OR (request_id IN (SELECT request_id FROM private.erasure_log)
+            AND EXISTS (SELECT 1 FROM private.erased_keys k
+                        WHERE k.id_type = r.id_type AND k.value_key = {_hmac('r.id_value')}))""")
     result.applied = con.execute("SELECT count(*) FROM _requested").fetchone()[0]
+    if not result.applied:
+        con.execute("DROP TABLE _requests")
+        con.execute("DROP TABLE _requested")
+        return result
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
 
     # The person as the last identity build knows them: customers, identifiers, records.
     con.execute("CREATE OR REPLACE TEMP TABLE _customers (request_id VARCHAR, customer_id VARCHAR)")

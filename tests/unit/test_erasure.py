@@ -78,3 +78,34 @@ def test_applying_a_request_drops_the_incremental_tables_so_they_are_rebuilt_fro
     # Nothing pending: nothing dropped.
     con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR)")
     assert apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)]).tables_dropped == []
+
+
+def test_a_rejected_or_already_applied_request_forces_no_rebuild_but_a_reused_id_is_applied():
+    con = duckdb.connect()
+    install_key(con, b"k" * 32)
+    applied = apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)])
+    assert applied.applied == 1
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR)")
+    again = [ErasureRequest("R1", "email", "Gone@Example.com", None), ErasureRequest("R2", "email", "not-an-email", None)]
+    result = apply(con, {}, again)
+    assert (result.applied, result.tables_dropped) == (0, [])
+    assert result.rejected == {"R2": "id_value is not a valid value of its id_type"}
+    # The same request id, reused for another person, is a new request.
+    reused = apply(con, {}, [*again, ErasureRequest("R1", "phone", "13800138000", None)])
+    assert reused.applied == 1 and reused.tables_dropped == ["staging.stg_shop__orders"]
+    assert con.execute("SELECT count(*) FROM private.erasure_log WHERE request_id = 'R1'").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    ("request_id,id_type,id_value\nR1,email,jos\xe9@example.com\n".encode("latin-1"), "not UTF-8 text .* save it as CSV UTF-8"),
+    # An unclosed quote runs to the end of the file, past the csv module's field limit.
+    (b'request_id,id_type,id_value\nR1,email,"' + b"a" * 200_000, "not a readable CSV file: field larger"),
+])
+def test_a_request_file_that_is_not_utf8_csv_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "requests.csv"
+    path.write_bytes(content)
+    with pytest.raises(ErasureRequestError, match=message):
+        read_requests(path)
+    with pytest.raises(ErasureRequestError, match="cannot be read"):
+        read_requests(tmp_path)
