@@ -199,6 +199,11 @@ def materialize_range(start: str, end: str, instance=None, job: str = "daily_ref
             run_config=run_config,
             raise_on_error=False,
         )
+    if not result.success:
+        from orchestration.sensors import alert_for_run
+
+        # What failed, in one line at the end of the step log (the same text as the failure alert).
+        print(alert_for_run(instance, job, result.run_id, "").text(), file=sys.stderr)
     return result.success
 
 
@@ -292,7 +297,7 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     }
     ok = materialize_range(prepared.first_day.isoformat(), args.as_of.isoformat(), job="orders_only", ops=ops)
     if not ok:
-        print("the run failed: see the log above, or `make ui` → Runs", file=sys.stderr)
+        print("the run failed: details in the log above, or `make ui` → Runs", file=sys.stderr)
         return 1
     print_summary(settings)
     print("customer_scores.member_id is your customer id: join the scores back on it")
@@ -348,7 +353,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"demo CRM database: {crm_url(settings)}; demo helpdesk API: {api_url}")
         ok = materialize_range(first_day.isoformat(), config.end_date.isoformat())
     if not ok:
-        print("the run failed: see the log above, or `make ui` → Runs", file=sys.stderr)
+        print("the run failed: details in the log above, or `make ui` → Runs", file=sys.stderr)
         return 1
     print_summary(settings)
     return 0
