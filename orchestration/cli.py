@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
 from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
-from orchestration.settings import PROJECT_ROOT, Settings
+from orchestration.settings import PROJECT_ROOT, Settings, SettingsError
 from orchestration.sources.demo_data import DemoConfig, generate
 
 
@@ -394,7 +394,11 @@ def main(argv: list[str] | None = None) -> int:
                            help="predicted purchases, spend and CLV over this many days")
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SettingsError as error:
+        print(f"cdp: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -22,6 +22,33 @@ DEFAULT_START_DATE = "2025-11-01"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 
 
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+def _start_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"CDP_START_DATE={value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _memory_limit(value: str) -> str:
+    """The value as DuckDB would take it, checked now: a bad one would fail every step."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{value.replace(chr(39), chr(39) * 2)}'")
+        con.execute("SELECT current_setting('memory_limit')").fetchone()  # a limit too small to run a query fails here
+    except duckdb.Error as error:
+        raise SettingsError(f"CDP_DUCKDB_MEMORY_LIMIT={value!r} is not a memory size DuckDB accepts "
+                            f"(e.g. 4GB, 500MB, 80%): {str(error).splitlines()[0]}") from None
+    finally:
+        con.close()
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -43,6 +70,6 @@ class Settings:
             serve_path=Path(os.environ.get("CDP_SERVE_PATH", data_dir / "serve.duckdb")).resolve(),
             model_dir=Path(os.environ.get("CDP_MODEL_DIR", data_dir / "models")).resolve(),
             erasure_requests=Path(os.environ.get("CDP_ERASURE_REQUESTS", data_dir / "privacy" / "erasure_requests.csv")).resolve(),
-            start_date=date.fromisoformat(os.environ.get("CDP_START_DATE", DEFAULT_START_DATE)),
-            duckdb_memory_limit=os.environ.get("CDP_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
+            start_date=_start_date(os.environ.get("CDP_START_DATE", DEFAULT_START_DATE)),
+            duckdb_memory_limit=_memory_limit(os.environ.get("CDP_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)),
         )

@@ -82,3 +82,17 @@ def test_the_ui_finds_the_projects_dbt_without_an_activated_environment():
     env = own_bin_first({"PATH": "/usr/bin:/bin"})
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert shutil.which("dbt", path=env["PATH"]) == str(Path(sys.executable).with_name("dbt"))
+
+
+def test_an_unusable_setting_in_the_environment_is_one_clear_line_not_a_traceback(capsys, monkeypatch, tmp_path):
+    from orchestration.cli import main
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path))
+    for name, value, says in (("CDP_START_DATE", "2026-13-01", "is not a date"),
+                              ("CDP_DUCKDB_MEMORY_LIMIT", "lots", "is not a memory size DuckDB accepts")):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            assert main(["generate", "--customers", "3", "--days", "2"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"cdp: {name}='{value}' {says}") and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
