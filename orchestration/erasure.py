@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.privacy import ensure_retired_keys
 from orchestration.sources.catalog import Channel
 from orchestration.sources.rules import cleaned_text, lit, normalized_email, normalized_phone, q
 from orchestration.warehouse import table_exists
@@ -100,21 +101,40 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         channel VARCHAR, record_id VARCHAR, request_id VARCHAR, erased_at TIMESTAMP)""")
     con.execute("""CREATE TABLE IF NOT EXISTS private.erased_keys (
         id_type VARCHAR, value_key VARCHAR, request_id VARCHAR, erased_at TIMESTAMP)""")
+    ensure_retired_keys(con)
     con.execute("""CREATE TABLE IF NOT EXISTS private.erasure_log (
         request_id VARCHAR, id_type VARCHAR, requested_at VARCHAR, customers INTEGER, records INTEGER,
         applied_at TIMESTAMP)""")
 
 
-def _hmac(expr: str) -> str:
-    # Same construction as the dbt macro hmac_sha256, from the pads in private.hmac_key.
-    return f"sha256((SELECT opad FROM private.hmac_key) || unhex(sha256((SELECT ipad FROM private.hmac_key) || encode({expr}))))"
+def _hmac(expr: str, pads: str | None = None) -> str:
+    """Same construction as the dbt macro hmac_sha256, from the pads in private.hmac_key, or from
+    the columns of `pads` (a row of private.hmac_key_retired)."""
+    ipad, opad = ((f"{pads}.ipad", f"{pads}.opad") if pads else
+                  ("(SELECT ipad FROM private.hmac_key)", "(SELECT opad FROM private.hmac_key)"))
+    return f"sha256({opad} || unhex(sha256({ipad} || encode({expr}))))"
+
+
+def _is_erased_key(id_type: str, value: str, retired: bool) -> str:
+    """SQL condition: the identifier `value` (normalised) is among the erased keys, hashed under
+    the current key or, when `retired`, under one replaced since (orchestration/privacy.py keeps
+    those; without any, the second hash is not worth its cost on every delivered row)."""
+    keys = f"(SELECT k.value_key FROM private.erased_keys k WHERE k.id_type = {id_type})"
+    current = f"{_hmac(value)} IN {keys}"
+    if not retired:
+        return current
+    return f"({current} OR EXISTS (SELECT 1 FROM private.hmac_key_retired old WHERE {_hmac(value, 'old')} IN {keys}))"
+
+
+def _has_retired_keys(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute("SELECT count(*) FROM private.hmac_key_retired").fetchone()[0] > 0
 
 
 def _normalized(id_type: str, expr: str) -> str:
     return {"email": normalized_email, "phone": normalized_phone, "member_id": cleaned_text}[id_type](expr)
 
 
-def erased_predicate(channel: Channel, field_expr=q) -> str:
+def erased_predicate(channel: Channel, field_expr=q, retired: bool = False) -> str:
     """SQL condition: this row (fields via `field_expr`) belongs to an erased person."""
     key = cleaned_text(field_expr(channel.natural_key))
     conditions = [f"{key} IN (SELECT record_id FROM private.erased_records WHERE channel = {lit(channel.name)})"]
@@ -127,7 +147,7 @@ def erased_predicate(channel: Channel, field_expr=q) -> str:
         fields.append(("member_id", "member_id"))
     for id_type, column in fields:
         value = _normalized(id_type, field_expr(column))
-        conditions.append(f"{_hmac(value)} IN (SELECT value_key FROM private.erased_keys WHERE id_type = {lit(id_type)})")
+        conditions.append(_is_erased_key(lit(id_type), value, retired))
     return "(" + " OR ".join(conditions) + ")"
 
 
@@ -142,8 +162,9 @@ def drop_erased(con: duckdb.DuckDBPyConnection, channel: Channel) -> int:
             "SELECT EXISTS (SELECT 1 FROM private.erased_records) OR EXISTS (SELECT 1 FROM private.erased_keys)").fetchone()[0]:
         return 0
     before = con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
-    con.execute(f"DELETE FROM _incoming WHERE {erased_predicate(channel)}")
-    con.execute(f"DELETE FROM _incoming_rejects WHERE {erased_predicate(channel, _json_field)}")
+    retired = _has_retired_keys(con)
+    con.execute(f"DELETE FROM _incoming WHERE {erased_predicate(channel, retired=retired)}")
+    con.execute(f"DELETE FROM _incoming_rejects WHERE {erased_predicate(channel, _json_field, retired)}")
     return before - con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
 
 
@@ -171,8 +192,7 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
         result.rejected[request_id] = "id_value is not a valid value of its id_type"
     con.execute(f"""DELETE FROM _requested r WHERE id_value IS NULL
         OR (request_id IN (SELECT request_id FROM private.erasure_log)
-            AND EXISTS (SELECT 1 FROM private.erased_keys k
-                        WHERE k.id_type = r.id_type AND k.value_key = {_hmac('r.id_value')}))""")
+            AND {_is_erased_key('r.id_type', 'r.id_value', _has_retired_keys(con))})""")
     result.applied = con.execute("SELECT count(*) FROM _requested").fetchone()[0]
     if not result.applied:
         con.execute("DROP TABLE _requests")
@@ -209,9 +229,11 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
         WHERE id_type IN ('email', 'phone', 'member_id')
         GROUP BY id_type, id_value""", [now])
 
+    retired = _has_retired_keys(con)
     for channel in channels.values():
         table = q(channel.name)
-        for schema, predicate in (("raw", erased_predicate(channel)), ("quarantine", erased_predicate(channel, _json_field))):
+        for schema, predicate in (("raw", erased_predicate(channel, retired=retired)),
+                                  ("quarantine", erased_predicate(channel, _json_field, retired))):
             if table_exists(con, schema, channel.name):
                 deleted = con.execute(f"DELETE FROM {schema}.{table} WHERE {predicate}").fetchone()[0]
                 if deleted:

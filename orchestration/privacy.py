@@ -43,9 +43,27 @@ def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
-def install_key(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
-    """Write the pads where the dbt models read them (a private schema, never published)."""
-    inner, outer = hmac_pads(key)
+def ensure_retired_keys(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS private")
-    con.execute("CREATE OR REPLACE TABLE private.hmac_key (ipad BLOB, opad BLOB)")
+    con.execute("CREATE TABLE IF NOT EXISTS private.hmac_key_retired (ipad BLOB, opad BLOB, retired_at TIMESTAMP)")
+
+
+def install_key(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:
+    """Write the pads where the dbt models read them (a private schema, never published).
+
+    Returns True when they replace a different key. Erased identifiers are remembered only as
+    hashes under the key of their day (orchestration/erasure.py), so a replaced key's pads move
+    to private.hmac_key_retired while any are stored: deliveries are still matched against them."""
+    inner, outer = hmac_pads(key)
+    ensure_retired_keys(con)
+    con.execute("CREATE TABLE IF NOT EXISTS private.hmac_key (ipad BLOB, opad BLOB)")
+    previous = con.execute("SELECT ipad, opad FROM private.hmac_key").fetchall()
+    changed = bool(previous) and previous != [(inner, outer)]
+    erasures = con.execute("""SELECT count(*) FROM information_schema.tables
+        WHERE table_schema = 'private' AND table_name = 'erased_keys'""").fetchone()[0]
+    if changed and erasures and con.execute("SELECT count(*) FROM private.erased_keys").fetchone()[0]:
+        con.execute("""INSERT INTO private.hmac_key_retired SELECT ipad, opad, now()::timestamp FROM private.hmac_key
+            WHERE (ipad, opad) NOT IN (SELECT (ipad, opad) FROM private.hmac_key_retired)""")
+    con.execute("DELETE FROM private.hmac_key")
     con.execute("INSERT INTO private.hmac_key VALUES (?, ?)", [inner, outer])
+    return changed

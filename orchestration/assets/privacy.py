@@ -24,9 +24,12 @@ from orchestration.resources import WAREHOUSE_POOL, PathsResource
 def hmac_key(context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PathsResource):
     key = load_or_create_key(Path(paths.data_dir))
     with warehouse.get_connection() as con:
-        install_key(con, key)
+        changed = install_key(con, key)
     source = "environment" if os.environ.get(KEY_ENV) else "local key file"
-    return dg.MaterializeResult(metadata={"key_source": source})
+    if changed:
+        context.log.warning("the pseudonymisation key changed: every published hash (email_key, phone_key) "
+                            "changes with it; erased identifiers stay matched under the key they were stored with")
+    return dg.MaterializeResult(metadata={"key_source": source, "key_changed": changed})
 
 
 @dg.asset(

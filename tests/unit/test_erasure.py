@@ -109,3 +109,22 @@ def test_a_request_file_that_is_not_utf8_csv_is_a_clear_error(tmp_path, content,
         read_requests(path)
     with pytest.raises(ErasureRequestError, match="cannot be read"):
         read_requests(tmp_path)
+
+
+def test_a_changed_key_keeps_erased_people_out_of_later_deliveries():
+    channel = load_catalog()["online_orders"]
+    con = duckdb.connect()
+    assert install_key(con, b"old" * 11) is False
+    apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)])
+    assert install_key(con, b"new" * 11) is True
+    assert con.execute("SELECT count(*) FROM private.hmac_key_retired").fetchone()[0] == 1
+    cols = ", ".join(f'"{c}" VARCHAR' for c in channel.columns)
+    con.execute(f"CREATE TEMP TABLE _incoming ({cols})")
+    con.execute("CREATE TEMP TABLE _incoming_rejects (record VARCHAR)")
+    con.execute("INSERT INTO _incoming (order_id, email) VALUES ('O1', 'Gone@example.com'), ('O2', 'kept@example.com')")
+    assert drop_erased(con, channel) == 1
+    # The request, still in the file, is known as applied: no rebuild.
+    assert apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)]).applied == 0
+    # Installing the same key again retires nothing more.
+    assert install_key(con, b"new" * 11) is False
+    assert con.execute("SELECT count(*) FROM private.hmac_key_retired").fetchone()[0] == 1
