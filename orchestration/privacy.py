@@ -18,6 +18,7 @@ import duckdb
 
 KEY_ENV = "CDP_HMAC_KEY"
 BLOCK_SIZE = 64  # SHA-256 block size in bytes
+MIN_KEY_BYTES = 32  # SHA-256 output size
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 def load_or_create_key(data_dir: Path) -> bytes:
     configured = os.environ.get(KEY_ENV)
     if configured:
-        return configured.encode("utf-8")
+        key = configured.encode("utf-8")
+        if len(key) < MIN_KEY_BYTES:
+            # RFC 2104: keys shorter than the hash output weaken the HMAC; a short one can be guessed.
+            log.warning(f"{KEY_ENV} is {len(key)} bytes long; use at least {MIN_KEY_BYTES} random bytes "
+                        "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+        return key
     path = data_dir / "secrets" / "hmac.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

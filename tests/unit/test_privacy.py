@@ -24,3 +24,15 @@ def test_a_local_key_is_created_once_and_reused(tmp_path, monkeypatch):
     assert (tmp_path / "secrets" / "hmac.key").stat().st_mode & 0o077 == 0
     monkeypatch.setenv("CDP_HMAC_KEY", "from-the-environment")
     assert load_or_create_key(tmp_path) == b"from-the-environment"
+
+
+def test_a_short_key_from_the_environment_is_used_with_a_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CDP_HMAC_KEY", "abc")
+    with caplog.at_level("WARNING", logger="orchestration.privacy"):
+        assert load_or_create_key(tmp_path) == b"abc"
+    assert "CDP_HMAC_KEY is 3 bytes long" in caplog.text and "abc" not in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("CDP_HMAC_KEY", "k" * 32)
+    with caplog.at_level("WARNING", logger="orchestration.privacy"):
+        load_or_create_key(tmp_path)
+    assert caplog.text == ""
