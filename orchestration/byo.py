@@ -35,6 +35,7 @@ class PreparedOrders:
     after_as_of: int
     unparseable_times: int
     files_written: int
+    without_customer: int = 0
 
 
 def parse_column_map(spec: str | None) -> dict[str, str | None]:
@@ -87,8 +88,11 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
                      THEN 'refunded' ELSE 'completed' END AS status,
                 CAST({_time(time_text)} AS DATE) AS _day
             FROM source""")
-        rows, first_day, last_day, unparseable = con.execute(
-            "SELECT count(*), min(_day), max(_day), count(*) FILTER (WHERE _day IS NULL) FROM orders").fetchone()
+        if columns.get("order_id"):
+            _refuse_repeated_order_ids(con, path, columns["order_id"])
+        rows, first_day, last_day, unparseable, without_customer = con.execute(
+            "SELECT count(*), min(_day), max(_day), count(*) FILTER (WHERE _day IS NULL), "
+            "count(*) FILTER (WHERE nullif(trim(member_id), '') IS NULL) FROM orders").fetchone()
         if first_day is None:
             raise OrdersFileError(f"{path.name}: no order time could be read in column {columns['ordered_at']!r} "
                                   "(expected e.g. 2026-10-31, 2026-10-31 14:05:00 or 19970101)")
@@ -110,7 +114,19 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
             day += timedelta(days=1)
     finally:
         con.close()
-    return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files)
+    return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files, int(without_customer))
+
+
+def _refuse_repeated_order_ids(con: duckdb.DuckDBPyConnection, path: Path, column: str) -> None:
+    """One row per order: the channel keeps the newest row of an order id, so order lines or a
+    refund sharing its order's id would silently replace each other."""
+    repeated, rows, examples = con.execute("""SELECT count(*), sum(n), list(order_id ORDER BY order_id)[1:3]
+        FROM (SELECT order_id, count(*) AS n FROM orders WHERE order_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)""").fetchone()
+    if repeated:
+        raise OrdersFileError(
+            f"{path.name}: {repeated:,} order id(s) in column {column!r} appear on more than one row ({rows:,} rows; "
+            f"e.g. {', '.join(examples)}). One row per order is expected: sum order lines per order, give a "
+            "refund its own id, or leave order_id out of --columns if every row is an order of its own")
 
 
 def _time(text: str) -> str:

@@ -50,3 +50,23 @@ def test_missing_columns_are_named_with_what_the_file_has(tmp_path):
         prepare(source, date(2026, 1, 2), tmp_path / "landing", CHANNEL, parse_column_map(None))
     with pytest.raises(OrdersFileError, match="FIELD=COLUMN"):
         parse_column_map("customer=cust")
+
+
+def test_an_order_id_on_more_than_one_row_is_refused_and_orders_without_a_customer_are_counted(tmp_path):
+    header = ("id", "cust", "when", "spend")
+    lines = _write(tmp_path / "lines.csv", [("A1", "007", "2026-01-01", "10"), ("A1", "007", "2026-01-01", "5"),
+                                            ("B2", "008", "2026-01-01", "20"), ("B2", "008", "2026-01-02", "-20"),
+                                            ("C3", "009", "2026-01-02", "7")], header)
+    columns = parse_column_map("order_id=id,customer_id=cust,ordered_at=when,amount=spend")
+    with pytest.raises(OrdersFileError, match=r"2 order id\(s\) in column 'id' appear on more than one row "
+                                              r"\(4 rows; e.g. A1, B2\)"):
+        prepare(lines, date(2026, 1, 2), tmp_path / "landing", CHANNEL, columns)
+    assert not (tmp_path / "landing").exists()
+    # Without order ids every row is an order of its own.
+    prepared = prepare(lines, date(2026, 1, 2), tmp_path / "landing", CHANNEL,
+                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+    assert (prepared.rows, prepared.without_customer) == (5, 0)
+    guests = _write(tmp_path / "guests.csv", [("", "2026-01-01", "3"), ("  ", "2026-01-01", "4"), ("7", "2026-01-01", "5")])
+    prepared = prepare(guests, date(2026, 1, 1), tmp_path / "landing2", CHANNEL,
+                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+    assert (prepared.rows, prepared.without_customer) == (3, 2)
