@@ -98,7 +98,10 @@ def alert_for_run(instance: dg.DagsterInstance, job: str, run_id: str, run_messa
             while error is not None and error.cause is not None:  # the user's error, not Dagster's wrapper
                 error = error.cause
             if error is not None:
-                reasons.append(error.message.strip() if error.message else error.cls_name or "")
+                message = (error.message or "").strip()
+                if error.cls_name == "Failure":  # raised on purpose: its description is the whole story
+                    message = message.split(": ", 1)[-1]
+                reasons.append(message or error.cls_name or "")
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not evaluation.passed:

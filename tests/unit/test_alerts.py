@@ -65,3 +65,14 @@ def test_an_exception_message_is_scrubbed_in_the_alert(dagster_instance):
     alert = alert_for_run(dagster_instance, result.dagster_run.job_name, result.run_id, "")
     assert alert.failed_steps == ["downstream"]
     assert "cannot parse row for <email>" in alert.reason and "zhang" not in alert.text()
+
+
+@dg.asset
+def refused():
+    raise dg.Failure(description="app_events: no file delivered for 10 day(s)")
+
+
+def test_a_deliberate_failure_is_told_by_its_description_alone(dagster_instance):
+    result = dg.materialize([refused], instance=dagster_instance, raise_on_error=False)
+    alert = alert_for_run(dagster_instance, result.dagster_run.job_name, result.run_id, "")
+    assert alert.reason == "app_events: no file delivered for 10 day(s)"
