@@ -60,13 +60,11 @@ class ChurnModelConfig(dg.Config):
 def churn_settings(config: ChurnModelConfig) -> ChurnConfig:
     """ChurnConfig with the run config's values for the fields both name; the rest keep their
     defaults. Matched by name, so a setting added to both reaches training without a line here."""
-    if not 0 < config.calibration_share < 1:
-        raise dg.Failure(f"calibration_share must lie strictly between 0 and 1, got {config.calibration_share}")
-    if config.boosting_learning_rate <= 0 or config.boosting_max_iter < 1:
-        raise dg.Failure("boosting_learning_rate must be above 0 and boosting_max_iter at least 1, got "
-                         f"{config.boosting_learning_rate} and {config.boosting_max_iter}")
     names = {field.name for field in dataclasses.fields(ChurnConfig)}
-    return ChurnConfig(**{name: value for name, value in config.model_dump().items() if name in names})
+    try:
+        return ChurnConfig(**{name: value for name, value in config.model_dump().items() if name in names})
+    except ValueError as error:
+        raise dg.Failure(f"churn model run config: {error}") from None
 
 
 def scoring_date(con) -> date:
@@ -231,7 +229,10 @@ def customer_scores(
     from ml import clv, lifetime
 
     churn_config = ChurnConfig()
-    clv_config = ClvConfig(horizon_days=config.clv_horizon_days, annual_discount_rate=config.annual_discount_rate)
+    try:
+        clv_config = ClvConfig(horizon_days=config.clv_horizon_days, annual_discount_rate=config.annual_discount_rate)
+    except ValueError as error:
+        raise dg.Failure(f"customer scores run config: {error}") from None
     with warehouse.get_connection() as con:
         as_of = scoring_date(con)
         try:
