@@ -147,7 +147,11 @@ def _exclusive_cli_run(instance):
     lock_path = Path(instance.root_directory or tempfile.gettempdir()) / "cdp-run.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"another cdp run is using {instance.root_directory}: waiting for it to finish", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         interrupted = instance.get_runs(filters=dg.RunsFilter(
             statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED],
             tags={CLI_RUN_TAG: "cli"}))

@@ -96,3 +96,28 @@ def test_an_unusable_setting_in_the_environment_is_one_clear_line_not_a_tracebac
         err = capsys.readouterr().err
         assert err.startswith(f"cdp: {name}='{value}' {says}") and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_a_second_cli_run_on_the_same_instance_says_it_waits_and_starts_after_the_first(tmp_path, capsys):
+    import threading
+
+    import dagster as dg
+
+    from orchestration.cli import _exclusive_cli_run
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        entered, released = threading.Event(), threading.Event()
+
+        def first():
+            with _exclusive_cli_run(instance):
+                entered.set()
+                released.wait(10)
+
+        runner = threading.Thread(target=first)
+        runner.start()
+        assert entered.wait(10)
+        threading.Timer(0.5, released.set).start()
+        with _exclusive_cli_run(instance):
+            assert released.is_set()
+        runner.join()
+    assert f"another cdp run is using {tmp_path}: waiting for it to finish" in capsys.readouterr().out
