@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
 from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
-from orchestration.settings import PROJECT_ROOT, Settings, SettingsError
+from orchestration.settings import PROJECT_ROOT, Settings, SettingsError, is_url
 from orchestration.sources.demo_data import DemoConfig, generate
 
 
@@ -265,6 +265,10 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         return 2
     os.environ.setdefault("CDP_DATA_DIR", str(PROJECT_ROOT / "data" / "byo"))
     settings = Settings.from_env()
+    if is_url(settings.landing_dir):
+        print(f"--orders writes daily files to a local folder, and CDP_LANDING_DIR is {settings.landing_dir}: "
+              "unset it or name a folder", file=sys.stderr)
+        return 2
     catalog = load_catalog()
     channel = catalog[ORDERS_CHANNEL]
     shutil.rmtree(settings.landing_dir / Path(channel.path).parent, ignore_errors=True)

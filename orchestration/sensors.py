@@ -14,6 +14,7 @@ from orchestration.dbt_project import PARTITION_RANGE_END_TAG, PARTITION_RANGE_S
 from orchestration.partitions import daily_partitions
 from orchestration.resources import PathsResource
 from orchestration.schedules import daily_refresh_job
+from orchestration.settings import is_url
 from orchestration.sources.catalog import Channel, load_catalog
 
 # A backlog is loaded as ranges of consecutive days, each range one run (the ingest assets read
@@ -61,7 +62,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, paths: PathsResource):
     anchor = dg.AssetKey(["raw", file_channels[0].name])
     done = context.instance.get_materialized_partitions(anchor)
     candidates = [d for d in daily_partitions.get_partition_keys() if d not in done]
-    if not Path(paths.landing_dir).exists() and "://" not in paths.landing_dir:
+    if not is_url(paths.landing_dir) and not Path(paths.landing_dir).exists():
         return dg.SkipReason(f"landing folder {paths.landing_dir} does not exist")
     ready = days_ready(paths.landing_dir, file_channels, candidates)
     if not ready:

@@ -26,6 +26,15 @@ class SettingsError(ValueError):
     """An environment variable holds a value the pipeline cannot use."""
 
 
+def is_url(location: str | Path) -> bool:
+    return "://" in str(location)
+
+
+def _folder_or_url(value: str | None, default: Path) -> Path | str:
+    # Path() would fold "s3://bucket" into "s3:/bucket" below the working directory.
+    return value if value and is_url(value) else Path(value or default).resolve()
+
+
 def _start_date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -52,7 +61,7 @@ def _memory_limit(value: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    landing_dir: Path
+    landing_dir: Path | str  # a local folder, or an fsspec URL kept as given (s3://..., memory://...)
     warehouse_path: Path
     serve_path: Path
     model_dir: Path
@@ -65,7 +74,7 @@ class Settings:
         data_dir = Path(os.environ.get("CDP_DATA_DIR", PROJECT_ROOT / "data")).resolve()
         return cls(
             data_dir=data_dir,
-            landing_dir=Path(os.environ.get("CDP_LANDING_DIR", data_dir / "landing")).resolve(),
+            landing_dir=_folder_or_url(os.environ.get("CDP_LANDING_DIR"), data_dir / "landing"),
             warehouse_path=Path(os.environ.get("CDP_WAREHOUSE_PATH", data_dir / "warehouse.duckdb")).resolve(),
             serve_path=Path(os.environ.get("CDP_SERVE_PATH", data_dir / "serve.duckdb")).resolve(),
             model_dir=Path(os.environ.get("CDP_MODEL_DIR", data_dir / "models")).resolve(),

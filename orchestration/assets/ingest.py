@@ -80,7 +80,7 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         load_id = f"{channel.name}:{key_range.start}:{key_range.end}:{context.run.run_id[:8]}"
         try:
             with warehouse.get_connection() as con:
-                result = load_channel(con, channel, days, load_id, Path(paths.landing_dir), Path(paths.data_dir))
+                result = load_channel(con, channel, days, load_id, paths.landing_dir, Path(paths.data_dir))
                 judged_from = time.perf_counter()
                 newest = date.fromisoformat(key_range.end)
                 checks = [reconcile(con, channel.name, load_id), *delivery_checks(con, channel.name, newest)]

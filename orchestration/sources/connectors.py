@@ -37,7 +37,8 @@ def rest_source(channel: Channel) -> rest.RestSource:
 
 
 def load_channel(
-    con: duckdb.DuckDBPyConnection, channel: Channel, days: list[str], load_id: str, landing_dir: Path, data_dir: Path
+    con: duckdb.DuckDBPyConnection, channel: Channel, days: list[str], load_id: str, landing_dir: str | Path,
+    data_dir: Path
 ) -> LoadResult:
     """Load `days` of one channel, whatever its connector; raises SourceError naming the source."""
     if channel.connector == "files":

@@ -260,3 +260,28 @@ def test_a_range_read_in_one_scan_keeps_each_file_its_day_location_and_line_numb
                        "select record, _partition_date::varchar, _source_row from quarantine.web_events "
                        "where reason = 'malformed JSON line' order by 1").fetchall() == [
         ("W1", "2026-10-01", 1), ("W2", "2026-10-01", 2), ("W3", "2026-10-02", 2), ("{broken", "2026-10-02", 1)]
+
+
+def test_the_ingest_asset_reads_a_landing_url_from_the_environment_as_given(tmp_path, monkeypatch):
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from orchestration.assets.ingest import ingest_assets
+    from orchestration.resources import PathsResource
+    from orchestration.settings import Settings
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"/landing-url/online_orders/online_orders_{DAY}.csv", (ORDER_HEADER + ORDER.format(n=1)).encode())
+    monkeypatch.setenv("CDP_LANDING_DIR", "memory://landing-url")
+    settings = Settings.from_env()
+    assert settings.landing_dir == "memory://landing-url"
+    (orders,) = [a for a in ingest_assets if a.key == dg.AssetKey(["raw", "online_orders"])]
+    paths = PathsResource(data_dir=str(tmp_path), landing_dir=str(settings.landing_dir), serve_path=str(tmp_path),
+                          model_dir=str(tmp_path), erasure_requests=str(tmp_path))
+    result = dg.materialize([orders], partition_key=DAY, resources={
+        "warehouse": DuckDBResource(database=str(tmp_path / "w.duckdb")), "paths": paths})
+    assert result.success
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert con.execute("select order_id from raw.online_orders").fetchall() == [("O1",)]
+    monkeypatch.setenv("CDP_LANDING_DIR", "relative/landing")
+    assert Settings.from_env().landing_dir == Path("relative/landing").resolve()
