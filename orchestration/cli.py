@@ -351,6 +351,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.start_date > first_day:
         print(f"CDP_START_DATE={settings.start_date} is after the demo's first day {first_day}", file=sys.stderr)
         return 2
+    if not args.skip_generate and settings.landing_dir != settings.data_dir / "landing":
+        print(f"the demo data goes to {settings.data_dir / 'landing'}, but CDP_LANDING_DIR is {settings.landing_dir}: "
+              "unset it, or add --skip-generate to run on the files there", file=sys.stderr)
+        return 2
     warning = earlier_data_warning(settings.warehouse_path, first_day)
     if warning:
         print(warning, file=sys.stderr)

@@ -121,3 +121,13 @@ def test_a_second_cli_run_on_the_same_instance_says_it_waits_and_starts_after_th
             assert released.is_set()
         runner.join()
     assert f"another cdp run is using {tmp_path}: waiting for it to finish" in capsys.readouterr().out
+
+
+def test_a_demo_run_refuses_to_generate_into_one_folder_and_read_another(capsys, monkeypatch, tmp_path):
+    from orchestration.cli import main
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CDP_LANDING_DIR", str(tmp_path / "elsewhere"))
+    assert main(["run", "--customers", "3", "--days", "2"]) == 2
+    assert f"but CDP_LANDING_DIR is {tmp_path / 'elsewhere'}: unset it, or add --skip-generate" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
