@@ -54,12 +54,13 @@ def erased_records(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
         totals = con.execute(
             "SELECT (SELECT count(*) FROM private.erasure_log), (SELECT count(*) FROM private.erased_records)"
         ).fetchone()
+    in_file = len(requests) + len(rejected)  # before the rejections of applying, which name requests again
     rejected.update(result.rejected)
     for request_id, reason in rejected.items():
         context.log.warning(f"erasure request {request_id} rejected: {reason}")
     return dg.MaterializeResult(metadata={
         "request_file": str(path),
-        "requests_in_file": len(requests) + len(rejected),
+        "requests_in_file": in_file,
         "applied_now": result.applied,
         "rejected": dg.MetadataValue.json(rejected),
         "customers_erased": result.customers,

@@ -128,3 +128,24 @@ def test_a_changed_key_keeps_erased_people_out_of_later_deliveries():
     # Installing the same key again retires nothing more.
     assert install_key(con, b"new" * 11) is False
     assert con.execute("SELECT count(*) FROM private.hmac_key_retired").fetchone()[0] == 1
+
+
+def test_the_erasure_step_counts_each_row_of_the_file_once(tmp_path):
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from orchestration.assets.privacy import erased_records
+    from orchestration.resources import PathsResource
+
+    warehouse = str(tmp_path / "w.duckdb")
+    with duckdb.connect(warehouse) as con:
+        install_key(con, b"k" * 32)
+    requests = tmp_path / "requests.csv"
+    requests.write_text("request_id,id_type,id_value\nR1,email,gone@example.com\nR2,passport,X1\nR3,email,not-an-email\n")
+    paths = PathsResource(data_dir=str(tmp_path), landing_dir=str(tmp_path), serve_path=str(tmp_path),
+                          model_dir=str(tmp_path), erasure_requests=str(requests))
+    with dg.build_asset_context() as context:
+        result = erased_records(context=context, warehouse=DuckDBResource(database=warehouse), paths=paths)
+    metadata = {name: getattr(value, "value", value) for name, value in result.metadata.items()}
+    assert (metadata["requests_in_file"], metadata["applied_now"]) == (3, 1)
+    assert set(metadata["rejected"]) == {"R2", "R3"}
