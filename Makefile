@@ -54,8 +54,11 @@ test-bench: $(BIN)/.installed-bench
 bench: $(BIN)/.installed-bench
 	$(BIN)/cdp bench --size $(SIZE) --days $(DAYS) --out data/bench/pipeline-$(SIZE)-$(DAYS)d.json
 
+# The UI's port on 127.0.0.1, e.g. `make ui PORT=3001`.
+PORT ?= 3000
+
 ui: $(BIN)/.installed
-	$(BIN)/cdp ui --port 3000
+	$(BIN)/cdp ui --port $(PORT)
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs

@@ -62,6 +62,13 @@ def _whole_number(minimum: int, why: str = ""):
 
 # A count of customers or days, or a horizon in days.
 _at_least_one = _whole_number(1)
+
+
+def _port(text: str) -> int:
+    port = _whole_number(1)(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, not {port}")
+    return port
 # --days of the benchmark: a full build needs one day before the increment's.
 _history_days = _whole_number(2, " days (a full build, then one day's increment)")
 
@@ -97,6 +104,18 @@ def own_bin_first(environ) -> dict[str, str]:
     return {**environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), environ.get("PATH", "")])}
 
 
+def port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the webserver binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """`dagster dev` on 127.0.0.1, with the demo's CRM database and helpdesk API up when the
     demo data exists (runs launched from the UI read them)."""
@@ -105,6 +124,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from orchestration.dbt_project import prepare_manifest
 
     settings = Settings.from_env()
+    if not port_is_free(args.port):
+        # dagster dev would start its daemon anyway and keep running without a UI.
+        print(f"port {args.port} on 127.0.0.1 is in use: choose another with `cdp ui --port N` "
+              "(or `make ui PORT=N`)", file=sys.stderr)
+        return 2
     _prepare_instance()
     prepare_manifest(force=True)
     command = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
@@ -388,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     bench.set_defaults(func=cmd_bench)
     ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1 (with the demo source systems)")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=_port, default=3000)
     ui.set_defaults(func=cmd_ui)
     defaults = DemoConfig()
     for name, func, text in (("generate", cmd_generate, "write demo data"), ("run", cmd_run, "demo data + full pipeline")):

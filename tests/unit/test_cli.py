@@ -131,3 +131,26 @@ def test_a_demo_run_refuses_to_generate_into_one_folder_and_read_another(capsys,
     assert main(["run", "--customers", "3", "--days", "2"]) == 2
     assert f"but CDP_LANDING_DIR is {tmp_path / 'elsewhere'}: unset it, or add --skip-generate" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
+
+
+def test_the_ui_refuses_a_port_in_use_before_starting_anything(capsys, monkeypatch, tmp_path):
+    import socket
+
+    import pytest
+
+    from orchestration.cli import main, port_is_free
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert not port_is_free(port)
+        monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path))
+        assert main(["ui", "--port", str(port)]) == 2
+        assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+    assert port_is_free(port)
+    assert list(tmp_path.iterdir()) == []
+    for wrong in ("0", "70000", "http"):
+        with pytest.raises(SystemExit):
+            main(["ui", "--port", wrong])
+        assert "--port" in capsys.readouterr().err
