@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
 from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
-from orchestration.settings import PROJECT_ROOT, Settings, SettingsError, is_url
+from orchestration.settings import DEFAULT_START_DATE, PROJECT_ROOT, Settings, SettingsError, is_url
 from orchestration.sources.demo_data import DemoConfig, generate
 
 
@@ -245,8 +245,9 @@ def print_summary(settings: Settings) -> None:
         segments = con.execute(
             "select segment, count(*) * 1.0 / sum(count(*)) over () as share from customer_rfm group by 1 order by 2 desc"
         ).fetchall()
-        scored, high_risk, clv = con.execute(
-            "select count(*), avg(case when risk_band = 'high' then 1.0 else 0 end), avg(predicted_clv) from customer_scores"
+        scored, high_risk, clv, clv_days = con.execute(
+            "select count(*), avg(case when risk_band = 'high' then 1.0 else 0 end), avg(predicted_clv), "
+            "max(clv_horizon_days) from customer_scores"
         ).fetchone()
     finally:
         con.close()
@@ -265,12 +266,26 @@ def print_summary(settings: Settings) -> None:
         print(f"churn model       : {model['champion']} — {model['reason']}")
     if scored:
         clv_text = f"{clv:,.2f}" if clv is not None else "n/a (no estimate)"
-        print(f"scored customers  : {scored:,}  high churn risk {high_risk:.1%}  mean 1-year CLV {clv_text}")
+        print(f"scored customers  : {scored:,}  high churn risk {high_risk:.1%}  mean {clv_days}-day CLV {clv_text}")
     else:
         print("scored customers  : none: too little purchase history to fit the churn and lifetime-value models "
               "(the run's warning says what is missing)")
     print(f"BI serve file     : {settings.serve_path}  (open read-only)")
-    print("Dagster UI        : make ui  →  http://127.0.0.1:3000")
+    print(f"Dagster UI        : {ui_command(settings)}  →  http://127.0.0.1:3000")
+
+
+def ui_command(settings: Settings) -> str:
+    """`make ui`, with the settings this run used where they differ from make's, so the UI shows
+    this run's instance, warehouse and days (an orders run keeps its own under data/byo)."""
+    import shlex
+
+    data_dir = PROJECT_ROOT / "data"
+    differing = {"CDP_DATA_DIR": (str(settings.data_dir), str(data_dir)),
+                 "DAGSTER_HOME": (os.environ.get("DAGSTER_HOME", ""), str(data_dir / "dagster_home"))}
+    if settings.start_date.isoformat() < DEFAULT_START_DATE:  # later days are among make's partitions anyway
+        differing["CDP_START_DATE"] = (settings.start_date.isoformat(), DEFAULT_START_DATE)
+    return " ".join([f"{name}={shlex.quote(used)}" for name, (used, default) in differing.items()
+                     if used and used != default] + ["make ui"])
 
 
 def cmd_run_orders(args: argparse.Namespace) -> int:

@@ -154,3 +154,18 @@ def test_the_ui_refuses_a_port_in_use_before_starting_anything(capsys, monkeypat
         with pytest.raises(SystemExit):
             main(["ui", "--port", wrong])
         assert "--port" in capsys.readouterr().err
+
+
+def test_the_summary_names_the_ui_command_that_shows_this_runs_instance_and_days(monkeypatch, tmp_path):
+    import dataclasses
+
+    from orchestration.cli import ui_command
+    from orchestration.settings import PROJECT_ROOT, Settings
+
+    monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT / "data" / "dagster_home"))
+    demo = dataclasses.replace(Settings.from_env(), data_dir=PROJECT_ROOT / "data", start_date=date(2026, 8, 2))
+    assert ui_command(demo) == "make ui"
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "byo" / "dagster_home"))
+    orders = dataclasses.replace(demo, data_dir=tmp_path / "byo", start_date=date(1997, 1, 1))
+    assert ui_command(orders) == (f"CDP_DATA_DIR={tmp_path / 'byo'} DAGSTER_HOME={tmp_path / 'byo' / 'dagster_home'} "
+                                  "CDP_START_DATE=1997-01-01 make ui")
