@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.warehouse import table_exists
+
 KEY_ENV = "CDP_HMAC_KEY"
 BLOCK_SIZE = 64  # SHA-256 block size in bytes
 MIN_KEY_BYTES = 32  # SHA-256 output size
@@ -65,9 +67,8 @@ def install_key(con: duckdb.DuckDBPyConnection, key: bytes) -> bool:
     con.execute("CREATE TABLE IF NOT EXISTS private.hmac_key (ipad BLOB, opad BLOB)")
     previous = con.execute("SELECT ipad, opad FROM private.hmac_key").fetchall()
     changed = bool(previous) and previous != [(inner, outer)]
-    erasures = con.execute("""SELECT count(*) FROM information_schema.tables
-        WHERE table_schema = 'private' AND table_name = 'erased_keys'""").fetchone()[0]
-    if changed and erasures and con.execute("SELECT count(*) FROM private.erased_keys").fetchone()[0]:
+    if changed and table_exists(con, "private", "erased_keys") and con.execute(
+            "SELECT count(*) FROM private.erased_keys").fetchone()[0]:
         con.execute("""INSERT INTO private.hmac_key_retired SELECT ipad, opad, now()::timestamp FROM private.hmac_key
             WHERE (ipad, opad) NOT IN (SELECT (ipad, opad) FROM private.hmac_key_retired)""")
     con.execute("DELETE FROM private.hmac_key")

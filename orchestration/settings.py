@@ -46,9 +46,10 @@ def _memory_limit(value: str) -> str:
     """The value as DuckDB would take it, checked now: a bad one would fail every step."""
     import duckdb
 
+    quoted = value.replace("'", "''")
     con = duckdb.connect()
     try:
-        con.execute(f"SET memory_limit = '{value.replace(chr(39), chr(39) * 2)}'")
+        con.execute(f"SET memory_limit = '{quoted}'")
         con.execute("SELECT current_setting('memory_limit')").fetchone()  # a limit too small to run a query fails here
     except duckdb.Error as error:
         raise SettingsError(f"CDP_DUCKDB_MEMORY_LIMIT={value!r} is not a memory size DuckDB accepts "
