@@ -22,7 +22,7 @@ import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
@@ -144,10 +144,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
             return 0
 
 
+# The demo's options: left out, they are DemoConfig's defaults (None tells an orders run they were not given).
+DEMO_OPTIONS = {"customers": "--customers", "days": "--days", "end_date": "--end-date", "seed": "--seed"}
+
+
 def _demo_config(args: argparse.Namespace) -> DemoConfig:
-    return DemoConfig(
-        customers=args.customers, days=args.days, end_date=args.end_date, seed=args.seed
-    )
+    return DemoConfig(**{name: getattr(args, name) for name in DEMO_OPTIONS if getattr(args, name) is not None})
+
+
+def last_finished_day(now: datetime | None = None) -> date:
+    """The newest daily partition: Dagster's daily partitions are UTC days, and a day becomes a
+    partition once it is over."""
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date() - timedelta(days=1)
+
+
+def unfinished_day_error(day: date, option: str) -> str | None:
+    """Why a run cannot end on `day`: it has no partition yet (today, or a day still to come)."""
+    last = last_finished_day()
+    if day <= last:
+        return None
+    return f"{option} {day} is not over yet: the newest day a run can cover is {last} (days are UTC)"
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -302,6 +318,16 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     if not args.as_of:
         print("--orders needs --as-of YYYY-MM-DD (the day the scores describe)", file=sys.stderr)
         return 2
+    demo_only = [flag for name, flag in DEMO_OPTIONS.items() if getattr(args, name) is not None]
+    demo_only += ["--skip-generate"] if args.skip_generate else []
+    if demo_only:
+        print(f"{', '.join(demo_only)} shape the demo data; an orders run takes its days from the file and "
+              "--as-of: leave them out", file=sys.stderr)
+        return 2
+    error = unfinished_day_error(args.as_of, "--as-of")
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     os.environ.setdefault("CDP_DATA_DIR", str(PROJECT_ROOT / "data" / "byo"))
     settings = Settings.from_env()
     if is_url(settings.landing_dir):
@@ -382,7 +408,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.orders:
         return cmd_run_orders(args)
+    if args.as_of or args.columns:
+        print("--as-of and --columns describe an orders file: add --orders FILE, or leave them out for demo data",
+              file=sys.stderr)
+        return 2
     config = _demo_config(args)
+    error = unfinished_day_error(config.end_date, "--end-date")
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     first_day = config.end_date - timedelta(days=config.days - 1)
     # Partitions must cover the demo's first day; set before the definitions are imported.
     os.environ.setdefault("CDP_START_DATE", first_day.isoformat())
@@ -432,10 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     defaults = DemoConfig()
     for name, func, text in (("generate", cmd_generate, "write demo data"), ("run", cmd_run, "demo data + full pipeline")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--customers", type=_at_least_one, default=defaults.customers)
-        p.add_argument("--days", type=_at_least_one, default=defaults.days)
-        p.add_argument("--end-date", type=_iso_date, default=defaults.end_date)
-        p.add_argument("--seed", type=int, default=defaults.seed)
+        p.add_argument("--customers", type=_at_least_one, help=f"people in the demo (default {defaults.customers:,})")
+        p.add_argument("--days", type=_at_least_one, help=f"days of history (default {defaults.days})")
+        p.add_argument("--end-date", type=_iso_date, help=f"the last day, YYYY-MM-DD (default {defaults.end_date})")
+        p.add_argument("--seed", type=int, help=f"the demo's random seed (default {defaults.seed})")
         if name == "run":
             p.add_argument("--skip-generate", action="store_true", help="use the landing folder as it is")
             p.add_argument("--orders", help="your own orders export (CSV or Parquet) instead of demo data")

@@ -169,3 +169,40 @@ def test_the_summary_names_the_ui_command_that_shows_this_runs_instance_and_days
     orders = dataclasses.replace(demo, data_dir=tmp_path / "byo", start_date=date(1997, 1, 1))
     assert ui_command(orders) == (f"CDP_DATA_DIR={tmp_path / 'byo'} DAGSTER_HOME={tmp_path / 'byo' / 'dagster_home'} "
                                   "CDP_START_DATE=1997-01-01 make ui")
+
+
+def test_the_newest_day_a_run_can_cover_is_dagsters_newest_daily_partition():
+    from datetime import datetime, timedelta, timezone
+
+    import dagster as dg
+
+    from orchestration.cli import last_finished_day
+
+    partitions = dg.DailyPartitionsDefinition(start_date="2025-01-01")
+    for now in (datetime(2026, 12, 7, 0, 0, 1, tzinfo=timezone.utc), datetime(2026, 12, 7, 23, 59, tzinfo=timezone.utc),
+                datetime(2026, 12, 7, 2, 0, tzinfo=timezone(timedelta(hours=8)))):  # still 6 December in UTC
+        with dg.partition_loading_context(effective_dt=now):
+            assert last_finished_day(now).isoformat() == partitions.get_last_partition_key()
+
+
+def test_runs_refuse_a_day_that_is_not_over_and_options_of_the_other_kind_of_run(capsys, monkeypatch, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from orchestration.cli import main
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path))
+    today = datetime.now(timezone.utc).date()
+    yesterday = today - timedelta(days=1)
+    for argv, says in (
+        (["run", "--customers", "3", "--days", "2", "--end-date", today.isoformat()],
+         f"--end-date {today} is not over yet: the newest day a run can cover is {yesterday}"),
+        (["run", "--orders", "orders.csv", "--as-of", (today + timedelta(days=30)).isoformat()],
+         f"the newest day a run can cover is {yesterday}"),
+        (["run", "--as-of", "2026-10-31"], "--as-of and --columns describe an orders file"),
+        (["run", "--columns", "amount=total"], "add --orders FILE"),
+        (["run", "--orders", "orders.csv", "--as-of", "2026-10-31", "--days", "30", "--skip-generate"],
+         "--days, --skip-generate shape the demo data"),
+    ):
+        assert main(argv) == 2
+        assert says in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
