@@ -59,6 +59,13 @@ def _memory_limit(value: str) -> str:
     return value
 
 
+def _database_file(name: str, default: Path) -> Path:
+    path = Path(os.environ.get(name, default)).resolve()
+    if path.is_dir():
+        raise SettingsError(f"{name}={str(path)!r} is a folder: name the DuckDB file (e.g. {path / default.name})")
+    return path
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -73,11 +80,17 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         data_dir = Path(os.environ.get("CDP_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+        warehouse_path = _database_file("CDP_WAREHOUSE_PATH", data_dir / "warehouse.duckdb")
+        serve_path = _database_file("CDP_SERVE_PATH", data_dir / "serve.duckdb")
+        if serve_path == warehouse_path:
+            # The publish replaces the serve file whole: it would replace the warehouse with it.
+            raise SettingsError(f"CDP_SERVE_PATH and CDP_WAREHOUSE_PATH are the same file ({serve_path}): "
+                                "the publish replaces the serve file whole, so give it a file of its own")
         return cls(
             data_dir=data_dir,
             landing_dir=_folder_or_url(os.environ.get("CDP_LANDING_DIR"), data_dir / "landing"),
-            warehouse_path=Path(os.environ.get("CDP_WAREHOUSE_PATH", data_dir / "warehouse.duckdb")).resolve(),
-            serve_path=Path(os.environ.get("CDP_SERVE_PATH", data_dir / "serve.duckdb")).resolve(),
+            warehouse_path=warehouse_path,
+            serve_path=serve_path,
             model_dir=Path(os.environ.get("CDP_MODEL_DIR", data_dir / "models")).resolve(),
             erasure_requests=Path(os.environ.get("CDP_ERASURE_REQUESTS", data_dir / "privacy" / "erasure_requests.csv")).resolve(),
             start_date=_start_date(os.environ.get("CDP_START_DATE", DEFAULT_START_DATE)),

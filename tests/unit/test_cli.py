@@ -98,6 +98,28 @@ def test_an_unusable_setting_in_the_environment_is_one_clear_line_not_a_tracebac
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
 
 
+def test_a_serve_file_that_is_the_warehouse_or_a_folder_is_refused_before_anything_runs(capsys, monkeypatch, tmp_path):
+    from orchestration.cli import main
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "data"))
+    for name in ("CDP_WAREHOUSE_PATH", "CDP_SERVE_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    for settings, says in (
+        ({"CDP_SERVE_PATH": str(tmp_path / "data" / "warehouse.duckdb")},
+         "cdp: CDP_SERVE_PATH and CDP_WAREHOUSE_PATH are the same file"),
+        ({"CDP_WAREHOUSE_PATH": str(tmp_path / "w.duckdb"), "CDP_SERVE_PATH": str(tmp_path / "w.duckdb")},
+         "cdp: CDP_SERVE_PATH and CDP_WAREHOUSE_PATH are the same file"),
+        ({"CDP_WAREHOUSE_PATH": str(tmp_path)}, f"cdp: CDP_WAREHOUSE_PATH='{tmp_path}' is a folder"),
+    ):
+        with monkeypatch.context() as env:
+            for name, value in settings.items():
+                env.setenv(name, value)
+            assert main(["run", "--customers", "3", "--days", "2"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(says) and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
 def test_a_second_cli_run_on_the_same_instance_says_it_waits_and_starts_after_the_first(tmp_path, capsys):
     import threading
 
