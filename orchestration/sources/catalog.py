@@ -49,6 +49,9 @@ class Channel:
     # contact fields: an invalid value keeps the row but is recorded in audit.field_issues
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
+    # yes/no fields (consents): an unreadable value keeps the row, is read as unknown and is
+    # recorded in audit.field_issues
+    flags: tuple[str, ...] = ()
     accepted_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     # a child channel (order lines, ticket messages): (parent channel, column holding its key)
@@ -92,6 +95,7 @@ def _channel(name: str, spec: dict) -> Channel:
             integers=tuple(spec.get("integers", [])),
             emails=tuple(spec.get("emails", [])),
             phones=tuple(spec.get("phones", [])),
+            flags=tuple(spec.get("flags", [])),
             accepted_values={k: tuple(v) for k, v in (spec.get("accepted_values") or {}).items()},
             rules=tuple(Rule(reason=r["reason"], when=r["when"]) for r in spec.get("rules", [])),
             belongs_to=(spec["belongs_to"]["channel"], spec["belongs_to"]["key"]) if spec.get("belongs_to") else None,
@@ -109,7 +113,7 @@ def _channel(name: str, spec: dict) -> Channel:
         if not channel.path or "{date}" not in channel.path:
             raise CatalogError(f"catalog channel {name!r}: a file channel needs a path containing {{date}}")
     named = {channel.natural_key, *([channel.event_time] if channel.event_time else []), *channel.required, *channel.timestamps, *channel.amounts, *channel.integers,
-             *channel.emails, *channel.phones,
+             *channel.emails, *channel.phones, *channel.flags,
              *channel.accepted_values, *channel.source_names,
              *([channel.belongs_to[1]] if channel.belongs_to else [])}
     unknown = named - set(columns)

@@ -144,8 +144,16 @@ def normalized_phone(expr: str) -> str:
             f"WHEN length({digits}) = 11 AND {digits} LIKE '1%' THEN '+{cc}' || {digits} END")
 
 
+def parsed_flag(expr: str) -> str:
+    """SQL twin of the dbt macro parse_boolean: true, false, or NULL when not a yes/no value."""
+    value = f"lower(trim({expr}))"
+    return (f"CASE WHEN {value} IN ('true', 't', 'yes', 'y', '1') THEN true "
+            f"WHEN {value} IN ('false', 'f', 'no', 'n', '0') THEN false END")
+
+
 def field_issues(channel: Channel) -> list[tuple[str, str, str]]:
-    """(field, reason, SQL condition) for contact values staging will drop as invalid."""
+    """(field, reason, SQL condition) for contact values staging will drop as invalid, and yes/no
+    values it cannot read (a consent it reads as unknown)."""
     issues = []
     for column in channel.emails:
         value = f"nullif(trim({q(column)}), '')"
@@ -153,4 +161,7 @@ def field_issues(channel: Channel) -> list[tuple[str, str, str]]:
     for column in channel.phones:
         value = f"nullif(trim({q(column)}), '')"
         issues.append((column, "invalid phone", f"{value} IS NOT NULL AND NOT {is_phone(value)}"))
+    for column in channel.flags:
+        value = f"nullif(trim({q(column)}), '')"
+        issues.append((column, "not a yes/no value", f"{value} IS NOT NULL AND {parsed_flag(value)} IS NULL"))
     return issues

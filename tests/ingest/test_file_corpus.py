@@ -235,6 +235,24 @@ def test_invalid_contacts_keep_the_row_and_are_logged_without_the_value(tmp_path
     assert con.execute("select count(*) from audit.field_issues").fetchone()[0] == 2
 
 
+def test_an_unreadable_consent_keeps_the_row_and_is_logged_as_not_a_yes_no_value(tmp_path, con):
+    import dataclasses
+
+    # The CRM's members as a file delivery: the same fields and rules as the database channel.
+    members = dataclasses.replace(CATALOG["crm_members"], connector="files", format="csv",
+                                  path="crm_members/crm_members_{date}.csv")
+    header = ",".join(members.columns) + "\n"
+    row = "M{n},,,,,,2025-01-01T00:00:00Z,2026-10-01T10:00:00Z,{email},{sms}\n"
+    consents = [(" Y ", "no"), ("TRUE", "0"), ("opt-in", ""), ("是", "unsubscribed")]
+    put(tmp_path, f"crm_members/crm_members_{DAY}.csv",
+        header + "".join(row.format(n=n, email=e, sms=m) for n, (e, m) in enumerate(consents)))
+    result = load(con, members, tmp_path)
+    assert (result.accepted, result.quarantined) == (4, 0)
+    assert result.field_issues == {"consent_email: not a yes/no value": 2, "consent_sms: not a yes/no value": 1}
+    logged = con.execute("select field, _source_row from audit.field_issues order by _source_row, field").fetchall()
+    assert logged == [("consent_email", 3), ("consent_email", 4), ("consent_sms", 4)]
+
+
 def test_a_range_read_in_one_scan_keeps_each_file_its_day_location_and_line_numbers(tmp_path, con):
     # Three days, two header layouts, a broken line in the middle file, a second JSON Lines range.
     put(tmp_path, "online_orders/online_orders_2026-10-01.csv", ORDER_HEADER + ORDER.format(n=1) + ORDER.format(n=2))

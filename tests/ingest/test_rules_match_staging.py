@@ -16,6 +16,7 @@ from orchestration.sources.rules import (
     normalized_email,
     normalized_phone,
     parsed_amount,
+    parsed_flag,
     parsed_integer,
     parsed_timestamp,
 )
@@ -35,6 +36,8 @@ VALUES = [
     "¥1,299.00", "-5.5", "12.345", "1.2.3", "free",
     # whole numbers
     "12", " -1 ", "+3", "１２", "2.5", "3 pcs", "99999999999",
+    # yes/no
+    "Y", " yes ", "TRUE", "f", "No", "0", "1", "opt-in", "是",
     "", "   ",
 ]
 
@@ -46,6 +49,7 @@ TWINS = {
     "timestamp": (parsed_timestamp, "parse_utc_timestamp"),
     "amount": (parsed_amount, "parse_amount"),
     "integer": (parsed_integer, "parse_integer"),
+    "flag": (parsed_flag, "parse_boolean"),
 }
 VALUES_SQL = "(values " + ", ".join(f"({lit(v)})" for v in VALUES) + ") as t(v)"
 
