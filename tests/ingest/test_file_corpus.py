@@ -235,6 +235,15 @@ def test_invalid_contacts_keep_the_row_and_are_logged_without_the_value(tmp_path
     assert con.execute("select count(*) from audit.field_issues").fetchone()[0] == 2
 
 
+def test_an_order_in_another_currency_is_quarantined_not_added_up_as_the_reporting_currency(tmp_path, con):
+    rows = [ORDER.format(n=1), ORDER.format(n=2).replace(",CNY,", ",cny ,"), ORDER.format(n=3).replace(",CNY,", ",,"),
+            ORDER.format(n=4).replace(",CNY,", ",USD,")]
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "".join(rows))
+    result = load(con, ORDERS, tmp_path)
+    assert (result.accepted, result.quarantined) == (3, 1)
+    assert reasons(con, "online_orders") == {"unknown currency": 1}
+
+
 def test_an_unreadable_consent_keeps_the_row_and_is_logged_as_not_a_yes_no_value(tmp_path, con):
     import dataclasses
 
