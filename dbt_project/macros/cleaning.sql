@@ -32,9 +32,11 @@
     end
 {%- endmacro %}
 
-{# "¥1,299.00" -> 1299.00; anything unparseable -> null (staging tests catch it). #}
+{# "¥1,299.00", "1299 元" -> 1299.00; anything not shaped like an amount (var amount_pattern) -> null. #}
 {% macro parse_amount(expr) -%}
-    {{ dbt.safe_cast(cdp.regexp_replace_all(expr, '[^0-9.-]', ''), 'decimal(18, 2)') }}
+    case when {{ cdp.regexp_like("upper(replace(trim(" ~ expr ~ "), ' ', ''))", var('amount_pattern')) }}
+        then {{ dbt.safe_cast(cdp.regexp_replace_all(expr, '[^0-9.-]', ''), 'decimal(18, 2)') }}
+    end
 {%- endmacro %}
 
 {# "12", " -1 " -> an integer; anything else (a fraction, "3 pcs") -> null. #}

@@ -40,7 +40,11 @@ def parsed_timestamp(expr: str) -> str:
 
 
 def parsed_amount(expr: str) -> str:
-    return f"try_cast(nullif(regexp_replace({expr}, '[^0-9.-]', '', 'g'), '') as decimal(18, 2))"
+    """SQL twin of the dbt macro parse_amount: the amount, or NULL when the value is not shaped
+    like one (vars.amount_pattern)."""
+    shape = lit(_project_vars()["amount_pattern"])
+    return (f"CASE WHEN regexp_matches(upper(replace(trim({expr}), ' ', '')), {shape}) "
+            f"THEN try_cast(nullif(regexp_replace({expr}, '[^0-9.-]', '', 'g'), '') as decimal(18, 2)) END")
 
 
 def parsed_integer(expr: str) -> str:

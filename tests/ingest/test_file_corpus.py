@@ -146,7 +146,7 @@ def test_rows_that_break_rules_are_quarantined_with_reasons(tmp_path, con):
         "O7,1759312800000,M1,,,,1.00,CNY,completed",                # epoch milliseconds: fine
         "O8,2026/10/01 09:30,M1,,,,1.00,CNY,completed",             # another format: fine
         "O9,2026-10-01T10:00:00Z,M1,,,,1.00,CNY,teleported",        # unknown status
-        "O10,2026-10-01T10:00:00Z,M1,,,,12abc,CNY,completed",       # stray letters are stripped: 12
+        "O10,2026-10-01T10:00:00Z,M1,,,,12abc,CNY,completed",       # not an amount, though it holds 12
     ]
     put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "\n".join(rows) + "\n")
     load(con, ORDERS, tmp_path)
@@ -156,9 +156,10 @@ def test_rows_that_break_rules_are_quarantined_with_reasons(tmp_path, con):
         "unparseable timestamp in ordered_at": 1,
         "timestamp in the future: ordered_at": 1,
         "unknown status": 1,
+        "unparseable amount in amount": 1,
     }
     accepted = {r[0] for r in con.execute("select order_id from raw.online_orders").fetchall()}
-    assert accepted == {"O3", "O4", "O7", "O8", "O10"}
+    assert accepted == {"O3", "O4", "O7", "O8"}
 
 
 def test_counts_and_line_numbers_that_are_not_whole_numbers_are_quarantined(tmp_path, con):
@@ -242,6 +243,20 @@ def test_an_order_in_another_currency_is_quarantined_not_added_up_as_the_reporti
     result = load(con, ORDERS, tmp_path)
     assert (result.accepted, result.quarantined) == (3, 1)
     assert reasons(con, "online_orders") == {"unknown currency": 1}
+
+
+def test_an_amount_is_read_only_when_it_is_shaped_like_one_not_from_whatever_digits_it_holds(tmp_path, con):
+    kept = {"O1": "¥1,299.00", "O2": "1299 元", "O3": "-$3.50"}
+    refused = {"O4": "1e3", "O5": "USD 12", "O6": "1.234,50", "O7": "(12.00)"}
+    rows = [f'{order},2026-10-01T10:00:00Z,M1,a@x.com,13800138000,D1,"{amount}",CNY,'
+            f'{"refunded" if amount.startswith("-") else "completed"}\n'
+            for order, amount in {**kept, **refused}.items()]
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "".join(rows))
+    result = load(con, ORDERS, tmp_path)
+    assert (result.accepted, result.quarantined) == (3, 4)
+    assert reasons(con, "online_orders") == {"unparseable amount in amount": 4}
+    quarantined = " ".join(r[0] for r in con.execute("select record from quarantine.online_orders").fetchall())
+    assert all(order in quarantined for order in refused)
 
 
 def test_an_unreadable_consent_keeps_the_row_and_is_logged_as_not_a_yes_no_value(tmp_path, con):
