@@ -80,6 +80,19 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date as YYYY-MM-DD: {text!r} ({error})") from None
 
 
+def unwritable_file(path: Path) -> str | None:
+    """Why `path` cannot be written as a file (its folder is created if missing), or None."""
+    if path.is_dir():
+        return "is a folder; name the JSON file"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"its folder cannot be created ({error.strerror})"
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "is not writable"
+    return None
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from orchestration.benchmark import bench_ingest, bench_pipeline, bench_publish
 
@@ -87,6 +100,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("--days sets the history of the pipeline benchmark; --ingest-only and --publish-only keep the "
               "size's 365 days", file=sys.stderr)
         return 2
+    if args.out is not None:
+        problem = unwritable_file(args.out)
+        if problem:  # found now, not after the benchmark's hour
+            print(f"--out {args.out}: {problem}", file=sys.stderr)
+            return 2
     if args.ingest_only:
         bench_ingest(args.size, args.out)
         return 0

@@ -228,3 +228,12 @@ def test_runs_refuse_a_day_that_is_not_over_and_options_of_the_other_kind_of_run
         assert main(argv) == 2
         assert says in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_the_benchmark_refuses_an_out_file_it_could_not_write_before_it_starts(capsys, tmp_path):
+    from orchestration.cli import main
+
+    (tmp_path / "a-file").write_text("")
+    for out, says in ((tmp_path, "is a folder"), (tmp_path / "a-file" / "bench.json", "its folder cannot be created")):
+        assert main(["bench", "--size", "small", "--out", str(out)]) == 2
+        assert capsys.readouterr().err.startswith(f"--out {out}: {says}")
