@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -105,6 +106,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if problem:  # found now, not after the benchmark's hour
             print(f"--out {args.out}: {problem}", file=sys.stderr)
             return 2
+    # A stopped benchmark (kill, a CI timeout) still removes its temporary folder: tens of GB at `large`.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.ingest_only:
         bench_ingest(args.size, args.out)
         return 0
