@@ -11,6 +11,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ def _codec(channel: Channel) -> str:
         return CODECS[channel.encoding.lower()]
     except KeyError:
         raise SourceFileError(f"{channel.name}: encoding {channel.encoding!r} is not supported ({sorted(CODECS)})") from None
+
+
+def _not_utf8(where: str) -> str:
+    return (f"is not UTF-8 text {where}".rstrip() + ": saved in another encoding (GBK?), it needs that "
+            "`encoding:` in the channel's catalog entry")
 
 
 def _digest(fs, path: str) -> str:
@@ -121,7 +127,12 @@ class _FileReader:
                 except duckdb.Error as exc:
                     # Line-level problems become reject rows; what is left here is file-level.
                     shown = group[0][0].path if len(group) == 1 else f"the {len(group)} files {group[0][0].path} .. {group[-1][0].path}"
-                    raise SourceFileError(f"{self.channel.name}: cannot read {shown}: {str(exc).splitlines()[0]}") from None
+                    detail = str(exc)
+                    if "Invalid unicode" in detail:  # DuckDB names the line, in a scan that read text as CSV
+                        line = re.search(r"Line: (\d+)", detail)
+                        raise SourceFileError(f"{self.channel.name}: {shown} "
+                                              f"{_not_utf8(f'at line {line.group(1)}' if line else '')}") from None
+                    raise SourceFileError(f"{self.channel.name}: cannot read {shown}: {detail.splitlines()[0]}") from None
         finally:
             self.con.execute("DROP TABLE IF EXISTS _files")
 
@@ -153,14 +164,15 @@ class _FileReader:
         return "[" + ", ".join(lit(r) for r in readables) + "]"
 
     def _header(self, path: str, readable: str) -> list[str]:
+        # The first line only: a later line that is not UTF-8 is DuckDB's to quarantine.
         local_copy = self.local or readable != self.duckdb_path(path)
-        handle = (
-            open(readable, encoding="utf-8-sig", newline="")
-            if local_copy
-            else io.TextIOWrapper(self.fs.open(path, "rb"), encoding="utf-8-sig", newline="")
-        )
-        with handle:
-            return next(csv.reader(handle, delimiter=self.channel.delimiter), [])
+        with open(readable, "rb") if local_copy else self.fs.open(path, "rb") as handle:
+            first = handle.readline()
+        try:
+            text = first.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SourceFileError(f"{self.channel.name}: {path} {_not_utf8(f'near byte {exc.start} of its header')}") from None
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=self.channel.delimiter), [])
 
     # A scan's table keeps its files' order and each file's line order (DuckDB preserves
     # insertion order, and scans in parallel), so a row's number within its file is its rowid

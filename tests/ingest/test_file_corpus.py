@@ -75,6 +75,26 @@ def test_gbk_file_keeps_chinese_text(tmp_path, con):
     assert con.execute("select store_name, amount from raw.pos_purchases").fetchone() == ("上海南京路店", "￥1,299.00")
 
 
+def test_a_gbk_file_in_a_utf8_channel_is_named_with_the_fix_or_its_lines_quarantined(tmp_path, con):
+    # The header is not UTF-8: the whole file is refused, naming the catalog's encoding.
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER.replace("member_id", "会员"), encoding="gbk")
+    with pytest.raises(SourceFileError, match=r"online_orders_2026-10-01\.csv is not UTF-8 text near byte 20 of its "
+                                              r"header: .* needs that `encoding:`"):
+        load(con, ORDERS, tmp_path)
+    # Only a line is not: that line is quarantined with the reason, the others load.
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv",
+        ORDER_HEADER + ORDER.format(n=1).replace(",M1,", ",张三,") + ORDER.format(n=2), encoding="gbk")
+    result = load(con, ORDERS, tmp_path, load_id="load-2")
+    assert (result.accepted, result.quarantined) == (1, 1)
+    assert reasons(con, "online_orders") == {"unreadable CSV line: invalid encoding": 1}
+    # JSON Lines: DuckDB stops at the line, which the message names.
+    put(tmp_path, f"web_events/web_events_{DAY}.jsonl",
+        '{"event_id": "E1", "event_time": "2026-10-01T10:00:00Z", "event_type": "login"}\n'
+        '{"event_id": "E2", "event_time": "2026-10-01T10:00:00Z", "event_type": "login", "page": "首页"}\n', encoding="gbk")
+    with pytest.raises(SourceFileError, match=r"web_events_2026-10-01\.jsonl is not UTF-8 text at line 2: "):
+        load(con, WEB, tmp_path, load_id="load-3")
+
+
 def test_bytes_that_are_not_gbk_fail_naming_the_file(tmp_path, con):
     put(tmp_path, f"pos_purchases/pos_purchases_{DAY}.csv", b"transaction_id\n\xff\xff\xff\n")
     with pytest.raises(SourceFileError, match=r"pos_purchases_2026-10-01\.csv is not valid gbk"):
