@@ -47,25 +47,38 @@
     end
 {%- endmacro %}
 
-{# A text timestamp in any of vars.timestamp_formats, or epoch seconds/milliseconds; null when
-   it matches none (ingest has already quarantined those rows). #}
-{% macro parse_utc_timestamp(expr) -%}
-    {{ return(adapter.dispatch('parse_utc_timestamp', 'cdp')(expr)) }}
+{# A text timestamp as UTC: in one of vars.timestamp_formats (no zone: UTC, or local time
+   `local_offset_hours` ahead of UTC), of vars.zoned_timestamp_formats (its own offset), or epoch
+   seconds/milliseconds; null when it matches none (ingest has already quarantined those rows). #}
+{% macro parse_utc_timestamp(expr, local_offset_hours=0) -%}
+    {{ return(adapter.dispatch('parse_utc_timestamp', 'cdp')(expr, local_offset_hours)) }}
 {%- endmacro %}
 
-{% macro default__parse_utc_timestamp(expr) -%}
-    {{ dbt.safe_cast("replace(replace(trim(" ~ expr ~ "), 'T', ' '), 'Z', '')", api.Column.translate_type('timestamp')) }}
+{% macro default__parse_utc_timestamp(expr, local_offset_hours=0) -%}
+    {%- set naive = dbt.safe_cast("replace(replace(trim(" ~ expr ~ "), 'T', ' '), 'Z', '')", api.Column.translate_type('timestamp')) -%}
+    {{ dbt.dateadd('hour', -1 * local_offset_hours, naive) if local_offset_hours else naive }}
 {%- endmacro %}
 
-{# Spark: the same strptime formats as Java datetime patterns, and epoch seconds/milliseconds. #}
-{% macro spark__parse_utc_timestamp(expr) -%}
+{# Spark: the same strptime formats as Java datetime patterns (an offset as +08:00, +0800 or
+   +08), and epoch seconds/milliseconds. #}
+{% macro spark__parse_utc_timestamp(expr, local_offset_hours=0) -%}
     {%- set v = 'trim(' ~ expr ~ ')' -%}
     {%- set java = {'%Y': 'yyyy', '%m': 'MM', '%d': 'dd', '%H': 'HH', '%M': 'mm', '%S': 'ss', '%f': 'SSSSSS', 'T': "'T'", 'Z': "'Z'"} -%}
+    {%- set ns = namespace(naive=[], zoned=[]) -%}
+    {%- for f in var('timestamp_formats') + var('zoned_timestamp_formats') -%}
+        {%- set pattern = namespace(text=f) -%}
+        {%- for posix, java_pattern in java.items() %}{% set pattern.text = pattern.text | replace(posix, java_pattern) %}{% endfor -%}
+        {%- if '%z' in f -%}
+            {%- for offset in ['XXX', 'XX', 'X'] %}{% set ns.zoned = ns.zoned + ['try_to_timestamp(' ~ v ~ ', "' ~ pattern.text | replace('%z', offset) ~ '")'] %}{% endfor -%}
+        {%- else -%}
+            {%- set ns.naive = ns.naive + ['try_to_timestamp(' ~ v ~ ', "' ~ pattern.text ~ '")'] -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set naive = 'coalesce(' ~ ns.naive | join(', ') ~ ')' -%}
     coalesce(
-        {%- for f in var('timestamp_formats') %}
-        {%- set ns = namespace(pattern=f) %}
-        {%- for posix, pattern in java.items() %}{% set ns.pattern = ns.pattern | replace(posix, pattern) %}{% endfor %}
-        try_to_timestamp({{ v }}, "{{ ns.pattern }}"),
+        {{ dbt.dateadd('hour', -1 * local_offset_hours, naive) if local_offset_hours else naive }},
+        {%- for zoned in ns.zoned %}
+        {{ zoned }},
         {%- endfor %}
         case
             when {{ v }} rlike '^[0-9]{13}$' then timestamp_millis(cast({{ v }} as bigint))
@@ -74,10 +87,14 @@
     )
 {%- endmacro %}
 
-{% macro duckdb__parse_utc_timestamp(expr) -%}
+{% macro duckdb__parse_utc_timestamp(expr, local_offset_hours=0) -%}
     {%- set v = 'trim(' ~ expr ~ ')' -%}
+    {%- set naive = "try_strptime(" ~ v ~ ", ['" ~ var('timestamp_formats') | join("', '") ~ "'])" -%}
     coalesce(
-        try_strptime({{ v }}, [{% for f in var('timestamp_formats') %}'{{ f }}'{% if not loop.last %}, {% endif %}{% endfor %}]),
+        {{ dbt.dateadd('hour', -1 * local_offset_hours, naive) if local_offset_hours else naive }},
+        {%- if var('zoned_timestamp_formats') %}
+        try_strptime({{ v }}, ['{{ var('zoned_timestamp_formats') | join("', '") }}']) at time zone 'UTC',
+        {%- endif %}
         case
             when regexp_full_match({{ v }}, '[0-9]{13}') then make_timestamp(cast({{ v }} as bigint) * 1000)
             when regexp_full_match({{ v }}, '[0-9]{10}') then make_timestamp(cast({{ v }} as bigint) * 1000000)

@@ -30,11 +30,16 @@ def lit(value: str) -> str:
 
 
 def parsed_timestamp(expr: str) -> str:
+    """SQL twin of the dbt macro parse_utc_timestamp (without a channel's local offset: ingest
+    judges whether a value parses, and its future check allows days)."""
     formats = "[" + ", ".join(lit(f) for f in timestamp_formats()) + "]"
+    zoned_formats = _project_vars().get("zoned_timestamp_formats") or []
+    zoned = "[" + ", ".join(lit(f) for f in zoned_formats) + "]"
     v = f"trim({expr})"
     return (
         f"coalesce(try_strptime({v}, {formats}), "
-        f"case when regexp_full_match({v}, '[0-9]{{13}}') then make_timestamp(cast({v} as bigint) * 1000) "
+        + (f"try_strptime({v}, {zoned}) AT TIME ZONE 'UTC', " if zoned_formats else "")
+        + f"case when regexp_full_match({v}, '[0-9]{{13}}') then make_timestamp(cast({v} as bigint) * 1000) "
         f"when regexp_full_match({v}, '[0-9]{{10}}') then make_timestamp(cast({v} as bigint) * 1000000) end)"
     )
 

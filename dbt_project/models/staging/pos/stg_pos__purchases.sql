@@ -9,7 +9,7 @@ select
     {{ clean_text('transaction_id') }} as transaction_id,
     {{ clean_text("store_id") }} as store_id,
     {{ clean_text("store_name") }} as store_name,
-    {{ dbt.dateadd('hour', -1 * var('pos_utc_offset_hours'), parse_utc_timestamp('purchased_at')) }} as purchased_at,
+    {{ parse_utc_timestamp('purchased_at', var('pos_utc_offset_hours')) }} as purchased_at,
     {{ clean_text('member_id') }} as member_id,
     {{ normalize_phone('phone') }} as phone,
     {{ parse_amount('amount') }} as amount,
