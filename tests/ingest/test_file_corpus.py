@@ -279,6 +279,16 @@ def test_an_amount_is_read_only_when_it_is_shaped_like_one_not_from_whatever_dig
     assert all(order in quarantined for order in refused)
 
 
+def test_a_time_with_its_own_utc_offset_is_accepted_and_judged_in_utc(tmp_path, con):
+    rows = [ORDER.format(n=1).replace("2026-10-01T10:00:00Z", "2026-10-01T10:00:00+08:00"),
+            ORDER.format(n=2).replace("2026-10-01T10:00:00Z", "2026-10-01 10:00:00-0500"),
+            ORDER.format(n=3).replace("2026-10-01T10:00:00Z", "2026-10-04T20:00:00-08:00")]  # 05 Oct UTC: future
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "".join(rows))
+    result = load(con, ORDERS, tmp_path)
+    assert (result.accepted, result.quarantined) == (2, 1)
+    assert reasons(con, "online_orders") == {"timestamp in the future: ordered_at": 1}
+
+
 def test_an_unreadable_consent_keeps_the_row_and_is_logged_as_not_a_yes_no_value(tmp_path, con):
     import dataclasses
 
