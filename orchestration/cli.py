@@ -307,8 +307,38 @@ def print_summary(settings: Settings) -> None:
     else:
         print("scored customers  : none: too little purchase history to fit the churn and lifetime-value models "
               "(the run's warning says what is missing)")
+    print(f"quarantined rows  : {quarantine_summary(settings.warehouse_path)}")
     print(f"BI serve file     : {settings.serve_path}  (open read-only)")
     print(f"Dagster UI        : {ui_command(settings)}  →  http://127.0.0.1:3000")
+
+
+def quarantine_summary(warehouse: Path, shown: int = 3) -> str:
+    """How many delivered rows the warehouse keeps aside, and the most common channel and reason."""
+    import duckdb
+
+    from orchestration.sources.rules import lit, q
+
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return "not counted: another process holds the warehouse"
+    try:
+        tables = [name for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'quarantine' "
+            "and table_catalog = current_database() order by 1").fetchall()]
+        counts = con.execute(
+            " union all ".join(f"select {lit(t)} as channel, reason, count(*) as n from quarantine.{q(t)} "
+                               "group by reason" for t in tables) + " order by n desc, channel, reason"
+        ).fetchall() if tables else []
+    finally:
+        con.close()
+    total = sum(n for _, _, n in counts)
+    if not total:
+        return "none"
+    top = ", ".join(f"{channel}: {reason} {n:,}" for channel, reason, n in counts[:shown])
+    hidden = len(counts) - shown
+    more = f", and {hidden} more reason{'s' if hidden > 1 else ''}" if hidden > 0 else ""
+    return f"{total:,} ({top}{more}); each in quarantine.<channel> with its reason"
 
 
 def ui_command(settings: Settings) -> str:

@@ -237,3 +237,24 @@ def test_the_benchmark_refuses_an_out_file_it_could_not_write_before_it_starts(c
     for out, says in ((tmp_path, "is a folder"), (tmp_path / "a-file" / "bench.json", "its folder cannot be created")):
         assert main(["bench", "--size", "small", "--out", str(out)]) == 2
         assert capsys.readouterr().err.startswith(f"--out {out}: {says}")
+
+
+def test_the_summary_counts_the_rows_kept_aside_with_the_commonest_reasons(tmp_path):
+    from orchestration.cli import quarantine_summary
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    for name in ("online_orders", "web_events"):
+        ensure_tables(con, load_catalog()[name])
+    con.close()
+    assert quarantine_summary(warehouse) == "none"
+    con = duckdb.connect(str(warehouse))
+    for table, reason, n in (("online_orders", "unknown currency", 3), ("web_events", "unknown event_type", 5),
+                             ("web_events", "malformed JSON line", 1), ("online_orders", "unparseable amount in amount", 1)):
+        con.execute(f"insert into quarantine.{table} (record, reason) select 'r', ? from range({n})", [reason])
+    # Held for writing (by a run, or here by this process): no count, no error.
+    assert quarantine_summary(warehouse) == "not counted: another process holds the warehouse"
+    con.close()
+    assert quarantine_summary(warehouse) == (
+        "10 (web_events: unknown event_type 5, online_orders: unknown currency 3, online_orders: unparseable amount "
+        "in amount 1, and 1 more reason); each in quarantine.<channel> with its reason")
