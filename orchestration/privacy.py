@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -25,13 +26,15 @@ MIN_KEY_BYTES = 32  # SHA-256 output size
 log = logging.getLogger(__name__)
 
 
-def load_or_create_key(data_dir: Path) -> bytes:
+def load_or_create_key(data_dir: Path, warn: Callable[[str], None] = log.warning) -> bytes:
+    """The key from the environment, else the local key file (created on first use). `warn` says
+    what the user should know (the key asset passes its step log, so the UI shows it too)."""
     configured = os.environ.get(KEY_ENV)
     if configured:
         key = configured.encode("utf-8")
         if len(key) < MIN_KEY_BYTES:
             # RFC 2104: keys shorter than the hash output weaken the HMAC; a short one can be guessed.
-            log.warning(f"{KEY_ENV} is {len(key)} bytes long; use at least {MIN_KEY_BYTES} random bytes "
+            warn(f"{KEY_ENV} is {len(key)} bytes long; use at least {MIN_KEY_BYTES} random bytes "
                         "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
         return key
     path = data_dir / "secrets" / "hmac.key"
@@ -39,7 +42,7 @@ def load_or_create_key(data_dir: Path) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
-        log.warning(f"created a local pseudonymisation key at {path}; set {KEY_ENV} to use your own")
+        warn(f"created a local pseudonymisation key at {path}; set {KEY_ENV} to use your own")
     return path.read_text().strip().encode("utf-8")
 
 

@@ -22,7 +22,7 @@ from orchestration.resources import WAREHOUSE_POOL, PathsResource
     "first use), kept in the private warehouse so identifiers leave it only as keyed hashes.",
 )
 def hmac_key(context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PathsResource):
-    key = load_or_create_key(Path(paths.data_dir))
+    key = load_or_create_key(Path(paths.data_dir), warn=context.log.warning)
     with warehouse.get_connection() as con:
         changed = install_key(con, key)
     source = "environment" if os.environ.get(KEY_ENV) else "local key file"
