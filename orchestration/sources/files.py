@@ -149,9 +149,28 @@ class _FileReader:
         readable = self.utf8_copy(delivery.path, n)
         if self.channel.format == "jsonl":
             return readable, ()
-        header = self._header(delivery.path, readable)
+        header = self._distinct_names(delivery.path, self._header(delivery.path, readable))
         self._check_columns(delivery.path, header)
         return readable, tuple(header)
+
+    def _distinct_names(self, path: str, header: list[str]) -> list[str]:
+        """The header with a name for every column: an unnamed one (a trailing comma) or a repeated
+        one the catalog does not ask for is named apart and ignored; a repeated field the
+        catalog asks for is refused, since either copy could be meant."""
+        wanted = {self.channel.source_name(c) for c in self.channel.columns}
+        repeated = sorted({name for name in header if name in wanted and header.count(name) > 1})
+        if repeated:
+            raise SourceFileError(f"{self.channel.name}: {path} has more than one column named {', '.join(repeated)}; "
+                                  "keep one")
+        named, seen = [], set(header)
+        for i, name in enumerate(header, start=1):
+            if not name.strip() or name in named:
+                name = f"_column_{i}"
+                while name in seen:
+                    name += "_"
+                seen.add(name)
+            named.append(name)
+        return named
 
     def _register(self, group: list[tuple[Delivery, str]]) -> None:
         """_files: each file DuckDB reads (by the name its scan reports) with its day and location."""

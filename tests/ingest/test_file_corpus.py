@@ -289,6 +289,17 @@ def test_a_time_with_its_own_utc_offset_is_accepted_and_judged_in_utc(tmp_path, 
     assert reasons(con, "online_orders") == {"timestamp in the future: ordered_at": 1}
 
 
+def test_unnamed_and_repeated_extra_columns_are_ignored_but_a_repeated_field_is_refused(tmp_path, con):
+    # Spreadsheets end rows with a comma (an unnamed column) and repeat notes columns.
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER.strip() + ",note,note,\n"
+        + ORDER.format(n=1).strip() + ",x,y,\n")
+    assert load(con, ORDERS, tmp_path).accepted == 1
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER.strip() + ",email\n"
+        + ORDER.format(n=1).strip() + ",b@x.com\n")
+    with pytest.raises(SourceFileError, match=r"online_orders_2026-10-01\.csv has more than one column named email"):
+        load(con, ORDERS, tmp_path, load_id="load-2")
+
+
 def test_an_unreadable_consent_keeps_the_row_and_is_logged_as_not_a_yes_no_value(tmp_path, con):
     import dataclasses
 
