@@ -108,6 +108,11 @@ class _FileReader:
             hint = ""
             if len(present) == 1 and any(d in present[0] for d in OTHER_DELIMITERS):
                 hint = f" (the header looks delimited by something other than {self.channel.delimiter!r})"
+            by_case = {name.strip().lower(): name for name in present}
+            near = [f"{by_case[c.lower()]!r}" for c in missing if c.lower() in by_case]
+            if near:
+                hint = (f" (the header has {', '.join(near)}: names match exactly, so rename them or map them "
+                        "with source_names in the catalog)")
             raise SourceFileError(f"{self.channel.name}: {path} lacks columns {missing}{hint}")
 
     def _select_list(self, expr_for) -> str:

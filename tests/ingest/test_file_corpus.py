@@ -300,6 +300,13 @@ def test_unnamed_and_repeated_extra_columns_are_ignored_but_a_repeated_field_is_
         load(con, ORDERS, tmp_path, load_id="load-2")
 
 
+def test_a_header_in_other_letter_case_is_refused_naming_the_columns_it_has(tmp_path, con):
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER.replace("order_id", "Order_ID") + ORDER.format(n=1))
+    with pytest.raises(SourceFileError, match=r"lacks columns \['order_id'\] \(the header has 'Order_ID': names match "
+                                              r"exactly"):
+        load(con, ORDERS, tmp_path)
+
+
 def test_an_unreadable_consent_keeps_the_row_and_is_logged_as_not_a_yes_no_value(tmp_path, con):
     import dataclasses
 
