@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.sources.catalog import Channel
-from orchestration.sources.rules import lit, parsed_timestamp, q
+from orchestration.sources.rules import lit, parsed_amount, parsed_timestamp, q
 
 # The channel an orders export is delivered as.
 ORDERS_CHANNEL = "online_orders"
@@ -36,6 +36,7 @@ class PreparedOrders:
     unparseable_times: int
     files_written: int
     without_customer: int = 0
+    unparseable_amounts: int = 0
 
 
 def parse_column_map(spec: str | None) -> dict[str, str | None]:
@@ -90,9 +91,15 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
             FROM source""")
         if columns.get("order_id"):
             _refuse_repeated_order_ids(con, path, columns["order_id"])
-        rows, first_day, last_day, unparseable, without_customer = con.execute(
+        rows, first_day, last_day, unparseable, without_customer, bad_amounts, examples = con.execute(
             "SELECT count(*), min(_day), max(_day), count(*) FILTER (WHERE _day IS NULL), "
-            "count(*) FILTER (WHERE nullif(trim(member_id), '') IS NULL) FROM orders").fetchone()
+            "count(*) FILTER (WHERE nullif(trim(member_id), '') IS NULL), "
+            f"count(*) FILTER (WHERE {parsed_amount('amount')} IS NULL), "
+            f"(list(DISTINCT amount ORDER BY amount) FILTER (WHERE {parsed_amount('amount')} IS NULL))[1:3] FROM orders").fetchone()
+        if rows and bad_amounts == rows:
+            raise OrdersFileError(f"{path.name}: no amount could be read in column {columns['amount']!r} (e.g. "
+                                  f"{', '.join(repr(v) for v in examples if v is not None) or 'empty'}); expected "
+                                  "numbers such as 1299.00, ¥1,299.00 or -20 for a refund")
         if first_day is None:
             raise OrdersFileError(f"{path.name}: no order time could be read in column {columns['ordered_at']!r} "
                                   "(expected e.g. 2026-10-31, 2026-10-31 14:05:00 or 19970101)")
@@ -114,7 +121,8 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
             day += timedelta(days=1)
     finally:
         con.close()
-    return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files, int(without_customer))
+    return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files, int(without_customer),
+                          int(bad_amounts))
 
 
 def _refuse_repeated_order_ids(con: duckdb.DuckDBPyConnection, path: Path, column: str) -> None:

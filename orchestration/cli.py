@@ -400,6 +400,9 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         print(f"{prepared.after_as_of:,} orders after --as-of {args.as_of} are kept out of this run")
     if prepared.unparseable_times:
         print(f"{prepared.unparseable_times:,} orders have an unreadable time: ingest quarantines them with the reason")
+    if prepared.unparseable_amounts:
+        print(f"{prepared.unparseable_amounts:,} orders have an amount that is not a number: ingest quarantines them "
+              "with the reason")
     if prepared.without_customer:
         print(f"{prepared.without_customer:,} orders have no customer id: they count in the orders table, "
               "but in no customer's history or scores")

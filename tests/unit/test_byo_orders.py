@@ -70,3 +70,16 @@ def test_an_order_id_on_more_than_one_row_is_refused_and_orders_without_a_custom
     prepared = prepare(guests, date(2026, 1, 1), tmp_path / "landing2", CHANNEL,
                        parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
     assert (prepared.rows, prepared.without_customer) == (3, 2)
+
+
+def test_amounts_that_are_not_numbers_are_counted_and_a_file_of_none_is_refused(tmp_path):
+    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
+    mixed = _write(tmp_path / "mixed.csv", [("1", "2026-01-01", "¥1,299.00"), ("2", "2026-01-01", "1e3"),
+                                            ("3", "2026-01-01", "-20")])
+    assert prepare(mixed, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns).unparseable_amounts == 1
+    none = _write(tmp_path / "none.csv", [("1", "2026-01-01", "1e3"), ("2", "2026-01-02", "USD 12"),
+                                          ("3", "2026-01-02", "1e3")])
+    with pytest.raises(OrdersFileError, match=r"none.csv: no amount could be read in column 'spend' \(e.g. '1e3', "
+                                              r"'USD 12'\); expected numbers"):
+        prepare(none, date(2026, 1, 2), tmp_path / "landing2", CHANNEL, columns)
+    assert not (tmp_path / "landing2").exists()
