@@ -77,16 +77,17 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
         order_id = (f"CAST({q(columns['order_id'])} AS VARCHAR)" if columns.get("order_id")
                     else "'o' || CAST(row_number() OVER () AS VARCHAR)")
         time_text = f"CAST({q(columns['ordered_at'])} AS VARCHAR)"
+        amount_text = f"CAST({q(columns['amount'])} AS VARCHAR)"
         # Readable times are written in a format ingest accepts; the rest stay as given.
         con.execute(f"""CREATE TEMP TABLE orders AS SELECT
                 {order_id} AS order_id,
                 coalesce(strftime({_time(time_text)}, '%Y-%m-%d %H:%M:%S'), {time_text}) AS ordered_at,
                 CAST({q(columns['customer_id'])} AS VARCHAR) AS member_id,
                 CAST(NULL AS VARCHAR) AS email, CAST(NULL AS VARCHAR) AS phone, CAST(NULL AS VARCHAR) AS device_id,
-                CAST({q(columns['amount'])} AS VARCHAR) AS amount,
+                {amount_text} AS amount,
+                {parsed_amount(amount_text)} AS _amount,  -- as ingest will read it (NULL: quarantined)
                 CAST(NULL AS VARCHAR) AS currency,
-                CASE WHEN try_cast(regexp_replace(CAST({q(columns['amount'])} AS VARCHAR), '[^0-9.-]', '', 'g') AS DOUBLE) < 0
-                     THEN 'refunded' ELSE 'completed' END AS status,
+                CASE WHEN _amount < 0 THEN 'refunded' ELSE 'completed' END AS status,
                 CAST({_time(time_text)} AS DATE) AS _day
             FROM source""")
         if columns.get("order_id"):
@@ -94,8 +95,8 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
         rows, first_day, last_day, unparseable, without_customer, bad_amounts, examples = con.execute(
             "SELECT count(*), min(_day), max(_day), count(*) FILTER (WHERE _day IS NULL), "
             "count(*) FILTER (WHERE nullif(trim(member_id), '') IS NULL), "
-            f"count(*) FILTER (WHERE {parsed_amount('amount')} IS NULL), "
-            f"(list(DISTINCT amount ORDER BY amount) FILTER (WHERE {parsed_amount('amount')} IS NULL))[1:3] FROM orders").fetchone()
+            "count(*) FILTER (WHERE _amount IS NULL), "
+            "(list(DISTINCT amount ORDER BY amount) FILTER (WHERE _amount IS NULL))[1:3] FROM orders").fetchone()
         if rows and bad_amounts == rows:
             raise OrdersFileError(f"{path.name}: no amount could be read in column {columns['amount']!r} (e.g. "
                                   f"{', '.join(repr(v) for v in examples if v is not None) or 'empty'}); expected "
