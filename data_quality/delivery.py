@@ -2,8 +2,9 @@
 
 - volume: the newest day received at least `min_share` of the median of the days before it
   (a feed that silently shrank — a truncated export, a filter gone wrong — stops the run);
-- acceptance: most of the newest day's rows passed the rules (a retyped or renamed column sends
-  a whole delivery to quarantine; reconciliation and volume still balance, so this stops it);
+- acceptance: most of the newest day's rows, and of a load of several days, passed the rules (a
+  retyped or renamed column sends a whole delivery to quarantine; reconciliation and volume still
+  balance, so this stops it);
 - freshness: the newest day that brought any rows is at most `stale_after_days` behind the
   newest day loaded (a source that stopped delivering shows as stale the next day).
 Pure functions over a (day, rows) table, so they are tested without Dagster."""
@@ -58,7 +59,8 @@ def accepted_and_quarantined(con: duckdb.DuckDBPyConnection, channel: str, day: 
     return int(accepted), int(quarantined)
 
 
-def acceptance_verdict(accepted: int, quarantined: int, day: date, rules: DeliveryRules) -> Verdict:
+def acceptance_verdict(accepted: int, quarantined: int, day: date | str, rules: DeliveryRules) -> Verdict:
+    """`day`: the day judged, or the label of a range of days."""
     received = accepted + quarantined
     share = quarantined / received if received else 0.0
     meta = {"accepted": accepted, "quarantined": quarantined, "quarantined_share": round(share, 4),
@@ -70,6 +72,19 @@ def acceptance_verdict(accepted: int, quarantined: int, day: date, rules: Delive
               + ("" if passed else f", above {rules.max_quarantined_share:.0%}: the delivery's shape changed? "
                  "see the quarantine reasons"))
     return Verdict(passed, detail, meta)
+
+
+def load_acceptance_verdict(day_counts: tuple[int, int], load_counts: tuple[int, int], day: date,
+                            first_day: date, rules: DeliveryRules) -> Verdict:
+    """Acceptance of the newest day and, for a load of several days (a backfill, an imported export),
+    of the whole load too: its newest day can be empty or clean while the days before it went to
+    quarantine. Counts are (accepted, quarantined)."""
+    newest = acceptance_verdict(*day_counts, day, rules)
+    if first_day >= day:
+        return newest
+    whole = acceptance_verdict(*load_counts, f"{first_day}..{day}", rules)
+    return Verdict(newest.passed and whole.passed, f"{newest.detail}; {whole.detail}",
+                   newest.metadata | {f"load_{k}": v for k, v in whole.metadata.items() if k != "max_quarantined_share"})
 
 
 def volume_verdict(per_day: dict[date, int], day: date, loaded_days: list[date], rules: DeliveryRules) -> Verdict:

@@ -15,9 +15,9 @@ from dagster_duckdb import DuckDBResource
 
 from data_quality.delivery import (
     DeliveryRules,
-    acceptance_verdict,
     accepted_and_quarantined,
     freshness_verdict,
+    load_acceptance_verdict,
     rows_per_day,
     volume_verdict,
 )
@@ -65,9 +65,9 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
                 "the run."),
             dg.AssetCheckSpec(
                 "mostly_accepted", asset=key, blocking=True,
-                description=f"At most {DELIVERY.max_quarantined_share:.0%} of the newest day's rows went to "
-                "quarantine; a retyped or renamed column quarantines a whole delivery and must stop the run, "
-                "not empty the marts."),
+                description=f"At most {DELIVERY.max_quarantined_share:.0%} of the newest day's rows, and of the "
+                "load's when it covers several days, went to quarantine; a retyped or renamed column "
+                "quarantines a whole delivery and must stop the run, not empty the marts."),
             dg.AssetCheckSpec(
                 "is_fresh", asset=key,
                 description=f"The source delivered rows within {DELIVERY.stale_after_days} day(s) of the newest "
@@ -83,7 +83,10 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
                 result = load_channel(con, channel, days, load_id, paths.landing_dir, Path(paths.data_dir))
                 judged_from = time.perf_counter()
                 newest = date.fromisoformat(key_range.end)
-                checks = [reconcile(con, channel.name, load_id), *delivery_checks(con, channel.name, newest)]
+                received, accepted, quarantined = load_counts(con, channel.name, load_id)
+                checks = [reconcile(received, accepted, quarantined),
+                          *delivery_checks(con, channel.name, newest, date.fromisoformat(key_range.start),
+                                           (accepted, quarantined))]
                 checks_s = time.perf_counter() - judged_from
         except SourceError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
@@ -112,14 +115,19 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
     return _asset
 
 
-def reconcile(con, channel: str, load_id: str) -> dg.AssetCheckResult:
-    """The ledger's received rows for a load against the rows it left in raw and quarantine."""
-    received, accepted, quarantined = (int(v) for v in con.execute(
+def load_counts(con, channel: str, load_id: str) -> tuple[int, int, int]:
+    """A load's rows received (by the ledger), accepted into raw and quarantined."""
+    received, accepted, quarantined = con.execute(
         f"""select coalesce((select sum(rows_received) from audit.load_ledger where load_id = $load), 0),
                    (select count(*) from raw.{channel} where _load_id = $load),
                    (select count(*) from quarantine.{channel} where _load_id = $load)""",
         {"load": load_id},
-    ).fetchone())
+    ).fetchone()
+    return int(received), int(accepted), int(quarantined)
+
+
+def reconcile(received: int, accepted: int, quarantined: int) -> dg.AssetCheckResult:
+    """The ledger's received rows for a load against the rows it left in raw and quarantine."""
     return dg.AssetCheckResult(
         check_name="load_reconciles",
         passed=received == accepted + quarantined,
@@ -127,15 +135,19 @@ def reconcile(con, channel: str, load_id: str) -> dg.AssetCheckResult:
     )
 
 
-def delivery_checks(con, channel: str, day: date) -> list[dg.AssetCheckResult]:
-    """Volume, acceptance and freshness of the newest day loaded, from one count per day."""
+def delivery_checks(con, channel: str, day: date, first_day: date | None = None,
+                    load: tuple[int, int] = (0, 0)) -> list[dg.AssetCheckResult]:
+    """Volume, acceptance and freshness of the newest day loaded, from one count per day; a load
+    from `first_day` to `day` (its rows `load`: accepted, quarantined) is judged for acceptance
+    as a whole too."""
     per_day = rows_per_day(con, channel, day)
     first = daily_partitions.get_first_partition_window().start.date()
     earlier = [day - timedelta(days=k) for k in range(DELIVERY.baseline_days, 0, -1)
                if day - timedelta(days=k) >= first]
     verdicts = {
         "delivers_expected_volume": volume_verdict(per_day, day, earlier, DELIVERY),
-        "mostly_accepted": acceptance_verdict(*accepted_and_quarantined(con, channel, day), day, DELIVERY),
+        "mostly_accepted": load_acceptance_verdict(accepted_and_quarantined(con, channel, day), load, day,
+                                                   first_day or day, DELIVERY),
         "is_fresh": freshness_verdict(per_day, day, DELIVERY),
     }
     return [dg.AssetCheckResult(

@@ -1,6 +1,12 @@
 from datetime import date, timedelta
 
-from data_quality.delivery import DeliveryRules, acceptance_verdict, freshness_verdict, volume_verdict
+from data_quality.delivery import (
+    DeliveryRules,
+    acceptance_verdict,
+    freshness_verdict,
+    load_acceptance_verdict,
+    volume_verdict,
+)
 
 DAY = date(2026, 10, 31)
 RULES = DeliveryRules(min_share=0.3, baseline_days=7, min_baseline_rows=20, stale_after_days=1)
@@ -50,6 +56,22 @@ def test_acceptance_is_not_judged_on_a_handful_of_rows_or_an_empty_day():
     assert acceptance_verdict(accepted=0, quarantined=0, day=DAY, rules=RULES).passed
 
 
+def test_a_load_of_several_days_is_judged_as_a_whole_too():
+    first = DAY - timedelta(days=9)
+    # A backfill whose newest day is empty while the days before it went to quarantine.
+    verdict = load_acceptance_verdict((0, 0), (30, 270), DAY, first, RULES)
+    assert not verdict.passed
+    assert f"{first}..{DAY}: 270 of 300 rows quarantined (90%)" in verdict.detail
+    assert verdict.metadata["load_quarantined"] == 270 and verdict.metadata["quarantined"] == 0
+    # A clean newest day does not hide it either, and a bad newest day fails a clean range.
+    assert not load_acceptance_verdict((100, 0), (130, 270), DAY, first, RULES).passed
+    assert not load_acceptance_verdict((2, 18), (980, 20), DAY, first, RULES).passed
+    assert load_acceptance_verdict((95, 5), (950, 50), DAY, first, RULES).passed
+    # A load of one day is that day alone.
+    assert load_acceptance_verdict((95, 5), (30, 270), DAY, DAY, RULES).detail == (
+        acceptance_verdict(95, 5, DAY, RULES).detail)
+
+
 def test_a_load_step_judges_its_newest_day_from_raw_and_quarantine():
     import dagster as dg
     import duckdb
@@ -76,3 +98,6 @@ def test_a_load_step_judges_its_newest_day_from_raw_and_quarantine():
     later = day + timedelta(days=DELIVERY.stale_after_days + 1)
     results = {r.check_name: r for r in delivery_checks(con, "shop", later)}
     assert not results["delivers_expected_volume"].passed and not results["is_fresh"].passed
+    # The same empty day as the end of a load whose earlier days were mostly quarantined.
+    results = {r.check_name: r for r in delivery_checks(con, "shop", later, day, load=(10, 90))}
+    assert not results["mostly_accepted"].passed and "90 of 100 rows quarantined" in results["mostly_accepted"].description
