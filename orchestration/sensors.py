@@ -87,8 +87,10 @@ def run_failure_alert(context: dg.RunFailureSensorContext):
 
 
 def alert_for_run(instance: dg.DagsterInstance, job: str, run_id: str, run_message: str) -> Alert:
-    """What failed in a run, read from its event log."""
-    steps, checks, reasons = [], [], []
+    """What failed in a run, read from its event log. A step stopped by its blocking checks is told
+    by the checks' own descriptions when they have one (`mostly_accepted`: which days, how many
+    rows), not by Dagster's generic error."""
+    steps, checks, reasons, check_details, check_errors = [], [], [], [], []
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None:
@@ -98,7 +100,9 @@ def alert_for_run(instance: dg.DagsterInstance, job: str, run_id: str, run_messa
             error = event.step_failure_data.error if event.step_failure_data else None
             while error is not None and error.cause is not None:  # the user's error, not Dagster's wrapper
                 error = error.cause
-            if error is not None:
+            if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+                check_errors.append((error.message or "").strip())
+            elif error is not None:
                 message = (error.message or "").strip()
                 if error.cls_name == "Failure":  # raised on purpose: its description is the whole story
                     message = message.split(": ", 1)[-1]
@@ -107,4 +111,8 @@ def alert_for_run(instance: dg.DagsterInstance, job: str, run_id: str, run_messa
             evaluation = event.event_specific_data
             if not evaluation.passed:
                 checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+                if evaluation.severity == dg.AssetCheckSeverity.ERROR and evaluation.description:
+                    check_details.append(f"{checks[-1]}: {evaluation.description}")
+    if check_errors:
+        reasons += check_details or check_errors
     return build_alert(job, run_id, steps, checks, "; ".join(r for r in reasons if r) or run_message)

@@ -67,6 +67,25 @@ def test_an_exception_message_is_scrubbed_in_the_alert(dagster_instance):
     assert "cannot parse row for <email>" in alert.reason and "zhang" not in alert.text()
 
 
+@dg.asset(check_specs=[dg.AssetCheckSpec("mostly_accepted", asset="landed", blocking=True),
+                       dg.AssetCheckSpec("is_fresh", asset="landed")])
+def landed():
+    yield dg.Output(1)
+    yield dg.AssetCheckResult(check_name="mostly_accepted", passed=False,
+                              description="2026-10-01..2026-10-31: 360 of 600 rows quarantined (60%)")
+    yield dg.AssetCheckResult(check_name="is_fresh", passed=False, severity=dg.AssetCheckSeverity.WARN,
+                              description="no rows for 2 days")
+
+
+def test_a_step_stopped_by_its_checks_is_told_by_the_failed_checks_descriptions(dagster_instance):
+    result = dg.materialize([landed], instance=dagster_instance, raise_on_error=False)
+    alert = alert_for_run(dagster_instance, result.dagster_run.job_name, result.run_id, "")
+    assert alert.failed_steps == ["landed"]
+    assert alert.failed_checks == ["landed:is_fresh", "landed:mostly_accepted"]
+    # The blocking check's numbers, not Dagster's generic error nor the warning that stopped nothing.
+    assert alert.reason == "landed:mostly_accepted: 2026-10-01..2026-10-31: 360 of 600 rows quarantined (60%)"
+
+
 @dg.asset
 def refused():
     raise dg.Failure(description="app_events: no file delivered for 10 day(s)")
