@@ -63,7 +63,7 @@
    +08), and epoch seconds/milliseconds. #}
 {% macro spark__parse_utc_timestamp(expr, local_offset_hours=0) -%}
     {%- set v = 'trim(' ~ expr ~ ')' -%}
-    {%- set java = {'%Y': 'yyyy', '%m': 'MM', '%d': 'dd', '%H': 'HH', '%M': 'mm', '%S': 'ss', '%f': 'SSSSSS', 'T': "'T'", 'Z': "'Z'"} -%}
+    {%- set java = {'%Y': 'yyyy', '%m': 'MM', '%d': 'dd', '%H': 'HH', '%M': 'mm', '%S': 'ss', '%f': 'SSSSSS', '%n': 'SSSSSSSSS', 'T': "'T'", 'Z': "'Z'"} -%}
     {%- set ns = namespace(naive=[], zoned=[]) -%}
     {%- for f in var('timestamp_formats') + var('zoned_timestamp_formats') -%}
         {%- set pattern = namespace(text=f) -%}
@@ -89,11 +89,12 @@
 
 {% macro duckdb__parse_utc_timestamp(expr, local_offset_hours=0) -%}
     {%- set v = 'trim(' ~ expr ~ ')' -%}
-    {%- set naive = "try_strptime(" ~ v ~ ", ['" ~ var('timestamp_formats') | join("', '") ~ "'])" -%}
+    {#- A %n format makes strptime's type nanoseconds; the models keep microseconds. #}
+    {%- set naive = "cast(try_strptime(" ~ v ~ ", ['" ~ var('timestamp_formats') | join("', '") ~ "']) as timestamp)" -%}
     coalesce(
         {{ dbt.dateadd('hour', -1 * local_offset_hours, naive) if local_offset_hours else naive }},
         {%- if var('zoned_timestamp_formats') %}
-        try_strptime({{ v }}, ['{{ var('zoned_timestamp_formats') | join("', '") }}']) at time zone 'UTC',
+        cast(try_strptime({{ v }}, ['{{ var('zoned_timestamp_formats') | join("', '") }}']) at time zone 'UTC' as timestamp),
         {%- endif %}
         case
             when regexp_full_match({{ v }}, '[0-9]{13}') then make_timestamp(cast({{ v }} as bigint) * 1000)

@@ -37,8 +37,8 @@ def parsed_timestamp(expr: str) -> str:
     zoned = "[" + ", ".join(lit(f) for f in zoned_formats) + "]"
     v = f"trim({expr})"
     return (
-        f"coalesce(try_strptime({v}, {formats}), "
-        + (f"try_strptime({v}, {zoned}) AT TIME ZONE 'UTC', " if zoned_formats else "")
+        f"coalesce(cast(try_strptime({v}, {formats}) as timestamp), "
+        + (f"cast(try_strptime({v}, {zoned}) AT TIME ZONE 'UTC' as timestamp), " if zoned_formats else "")
         + f"case when regexp_full_match({v}, '[0-9]{{13}}') then make_timestamp(cast({v} as bigint) * 1000) "
         f"when regexp_full_match({v}, '[0-9]{{10}}') then make_timestamp(cast({v} as bigint) * 1000000) end)"
     )

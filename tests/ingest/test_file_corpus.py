@@ -289,6 +289,17 @@ def test_a_time_with_its_own_utc_offset_is_accepted_and_judged_in_utc(tmp_path, 
     assert reasons(con, "online_orders") == {"timestamp in the future: ordered_at": 1}
 
 
+def test_a_time_with_nanoseconds_is_accepted_to_the_microsecond(tmp_path, con):
+    # Go's RFC3339Nano and Java's Instant write up to nine fraction digits.
+    rows = [ORDER.format(n=1).replace("2026-10-01T10:00:00Z", "2026-10-01T10:00:00.123456789Z"),
+            ORDER.format(n=2).replace("2026-10-01T10:00:00Z", "2026-10-01T18:00:00.1234567+08:00"),
+            ORDER.format(n=3).replace("2026-10-01T10:00:00Z", "2026-10-01T10:00:00.1234567890Z")]  # ten digits
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "".join(rows))
+    result = load(con, ORDERS, tmp_path)
+    assert (result.accepted, result.quarantined) == (2, 1)
+    assert reasons(con, "online_orders") == {"unparseable timestamp in ordered_at": 1}
+
+
 def test_unnamed_and_repeated_extra_columns_are_ignored_but_a_repeated_field_is_refused(tmp_path, con):
     # Spreadsheets end rows with a comma (an unnamed column) and repeat notes columns.
     put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER.strip() + ",note,note,\n"
