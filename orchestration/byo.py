@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.sources.catalog import Channel
-from orchestration.sources.rules import lit, parsed_amount, parsed_timestamp, q
+from orchestration.sources.rules import blocklist_reason, cleaned_text, lit, parsed_amount, parsed_timestamp, q
 
 # The channel an orders export is delivered as.
 ORDERS_CHANNEL = "online_orders"
@@ -37,6 +37,9 @@ class PreparedOrders:
     files_written: int
     without_customer: int = 0
     unparseable_amounts: int = 0
+    # Orders whose customer id the identity rules take for a placeholder (vars.identity.blocklist).
+    placeholder_customer: int = 0
+    placeholder_ids: tuple[str, ...] = ()
 
 
 def parse_column_map(spec: str | None) -> dict[str, str | None]:
@@ -92,11 +95,17 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
             FROM source""")
         if columns.get("order_id"):
             _refuse_repeated_order_ids(con, path, columns["order_id"])
-        rows, first_day, last_day, unparseable, without_customer, bad_amounts, examples = con.execute(
+        placeholder = blocklist_reason("member_id", cleaned_text("member_id"))
+        (rows, first_day, last_day, unparseable, without_customer, bad_amounts, examples, placeholders,
+         placeholder_values) = con.execute(
             "SELECT count(*), min(_day), max(_day), count(*) FILTER (WHERE _day IS NULL), "
             "count(*) FILTER (WHERE nullif(trim(member_id), '') IS NULL), "
             "count(*) FILTER (WHERE _amount IS NULL), "
-            "(list(DISTINCT amount ORDER BY amount) FILTER (WHERE _amount IS NULL))[1:3] FROM orders").fetchone()
+            "(list(DISTINCT amount ORDER BY amount) FILTER (WHERE _amount IS NULL))[1:3], "
+            f"count(*) FILTER (WHERE {placeholder} IS NOT NULL), "
+            # Only values the blocklist names are shown: one matched by a pattern may be personal.
+            f"list(DISTINCT {cleaned_text('member_id')} ORDER BY 1) FILTER (WHERE {placeholder} = 'blocklisted value') "
+            "FROM orders").fetchone()
         if rows and bad_amounts == rows:
             raise OrdersFileError(f"{path.name}: no amount could be read in column {columns['amount']!r} (e.g. "
                                   f"{', '.join(repr(v) for v in examples if v is not None) or 'empty'}); expected "
@@ -123,7 +132,7 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
     finally:
         con.close()
     return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files, int(without_customer),
-                          int(bad_amounts))
+                          int(bad_amounts), int(placeholders), tuple(placeholder_values or ()))
 
 
 def _refuse_repeated_order_ids(con: duckdb.DuckDBPyConnection, path: Path, column: str) -> None:

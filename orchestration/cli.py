@@ -406,6 +406,11 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     if prepared.without_customer:
         print(f"{prepared.without_customer:,} orders have no customer id: they count in the orders table, "
               "but in no customer's history or scores")
+    if prepared.placeholder_customer:
+        shown = f" ({', '.join(repr(v) for v in prepared.placeholder_ids)})" if prepared.placeholder_ids else ""
+        print(f"{prepared.placeholder_customer:,} orders have a customer id{shown} the identity rules take for a "
+              "placeholder (vars.identity.blocklist.member_id in dbt_project/dbt_project.yml): they count in the "
+              "orders table, but in no customer's history or scores; remove the value there if it is a real customer")
     os.environ["CDP_START_DATE"] = prepared.first_day.isoformat()
     settings = Settings.from_env()
     _prepare_instance()

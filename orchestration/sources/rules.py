@@ -160,6 +160,19 @@ def parsed_flag(expr: str) -> str:
             f"WHEN {value} IN ('false', 'f', 'no', 'n', '0') THEN false END")
 
 
+def blocklist_reason(id_type: str, expr: str) -> str:
+    """SQL twin of the dbt macro blocklist_reason: why a value of `id_type` is a placeholder
+    rather than an identity (vars.identity.blocklist and blocklist_patterns), or NULL."""
+    identity = _project_vars()["identity"]
+    values = identity["blocklist"].get(id_type, [])
+    patterns = identity["blocklist_patterns"].get(id_type, [])
+    branches = ([f"WHEN lower({expr}) IN ({', '.join(lit(str(v).lower()) for v in values)}) THEN 'blocklisted value'"]
+                if values else [])
+    branches += [f"WHEN regexp_matches(lower({expr}), {lit(p)}) THEN {lit('blocklisted pattern ' + p.replace(chr(39), ''))}"
+                 for p in patterns]
+    return f"CASE {' '.join(branches)} END" if branches else "CAST(NULL AS VARCHAR)"
+
+
 def field_issues(channel: Channel) -> list[tuple[str, str, str]]:
     """(field, reason, SQL condition) for contact values staging will drop as invalid, and yes/no
     values it cannot read (a consent it reads as unknown)."""

@@ -11,6 +11,7 @@ import pytest
 from orchestration.dbt_project import DBT_EXECUTABLE
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.sources.rules import (
+    blocklist_reason,
     cleaned_text,
     lit,
     normalized_email,
@@ -42,18 +43,22 @@ VALUES = [
     "12", " -1 ", "+3", "１２", "2.5", "3 pcs", "99999999999",
     # yes/no
     "Y", " yes ", "TRUE", "f", "No", "0", "1", "opt-in", "是",
+    # placeholders, not identities
+    "UNKNOWN", "unknown ", "test@test.com", "noreply@shop.cn", "a@localhost", "+8600000000000",
     "", "   ",
 ]
 
-# twin in rules.py -> the staging macro it stands in for
+# twin in rules.py -> the staging macro it stands in for, as called on the value `v`
 TWINS = {
-    "email": (normalized_email, "normalize_email"),
-    "phone": (normalized_phone, "normalize_phone"),
-    "cleaned": (cleaned_text, "clean_text"),
-    "timestamp": (parsed_timestamp, "parse_utc_timestamp"),
-    "amount": (parsed_amount, "parse_amount"),
-    "integer": (parsed_integer, "parse_integer"),
-    "flag": (parsed_flag, "parse_boolean"),
+    "email": (normalized_email, "normalize_email('v')"),
+    "phone": (normalized_phone, "normalize_phone('v')"),
+    "cleaned": (cleaned_text, "clean_text('v')"),
+    "timestamp": (parsed_timestamp, "parse_utc_timestamp('v')"),
+    "amount": (parsed_amount, "parse_amount('v')"),
+    "integer": (parsed_integer, "parse_integer('v')"),
+    "flag": (parsed_flag, "parse_boolean('v')"),
+    **{f"{id_type}_placeholder": (lambda e, t=id_type: blocklist_reason(t, e), f"blocklist_reason('{id_type}', 'v')")
+       for id_type in ("member_id", "email", "phone")},
 }
 VALUES_SQL = "(values " + ", ".join(f"({lit(v)})" for v in VALUES) + ") as t(v)"
 
@@ -62,7 +67,7 @@ VALUES_SQL = "(values " + ", ".join(f"({lit(v)})" for v in VALUES) + ") as t(v)"
 def staging_sql(tmp_path_factory):
     """The macros applied to every value, compiled by dbt from the project itself."""
     target = tmp_path_factory.mktemp("dbt")
-    columns = ", ".join(f"{{{{ {macro}('v') }}}} as {name}" for name, (_, macro) in TWINS.items())
+    columns = ", ".join(f"{{{{ {macro} }}}} as {name}" for name, (_, macro) in TWINS.items())
     done = subprocess.run(
         [DBT_EXECUTABLE, "--quiet", "compile", "--target-path", str(target / "target"),
          "--inline", f"select v, {columns} from {VALUES_SQL}"],

@@ -83,3 +83,13 @@ def test_amounts_that_are_not_numbers_are_counted_and_a_file_of_none_is_refused(
                                               r"'USD 12'\); expected numbers"):
         prepare(none, date(2026, 1, 2), tmp_path / "landing2", CHANNEL, columns)
     assert not (tmp_path / "landing2").exists()
+
+
+def test_customer_ids_the_identity_rules_take_for_placeholders_are_counted_and_named(tmp_path):
+    # Ids counted from 0, and an 'unknown' guest: the member-id blocklist links neither to anyone.
+    orders = _write(tmp_path / "orders.csv", [("0", "2026-01-01", "3"), ("０", "2026-01-01", "4"),
+                                              ("Unknown", "2026-01-01", "5"), ("1", "2026-01-01", "6"),
+                                              ("10", "2026-01-01", "7")])
+    prepared = prepare(orders, date(2026, 1, 1), tmp_path / "landing", CHANNEL,
+                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+    assert (prepared.placeholder_customer, prepared.placeholder_ids) == (3, ("0", "Unknown"))
