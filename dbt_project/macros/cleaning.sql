@@ -56,14 +56,15 @@
 
 {% macro default__parse_utc_timestamp(expr, local_offset_hours=0) -%}
     {%- set naive = dbt.safe_cast("replace(replace(trim(" ~ expr ~ "), 'T', ' '), 'Z', '')", api.Column.translate_type('timestamp')) -%}
-    {{ dbt.dateadd('hour', -1 * local_offset_hours, naive) if local_offset_hours else naive }}
+    {{ cdp.local_to_utc(naive, local_offset_hours) }}
 {%- endmacro %}
 
 {# Spark: the same strptime formats as Java datetime patterns (an offset as +08:00, +0800 or
-   +08), and epoch seconds/milliseconds. #}
+   +08; a fraction of up to nine digits, cut to the microsecond as in DuckDB), and epoch
+   seconds/milliseconds. #}
 {% macro spark__parse_utc_timestamp(expr, local_offset_hours=0) -%}
     {%- set v = 'trim(' ~ expr ~ ')' -%}
-    {%- set java = {'%Y': 'yyyy', '%m': 'MM', '%d': 'dd', '%H': 'HH', '%M': 'mm', '%S': 'ss', '%f': 'SSSSSS', '%n': 'SSSSSSSSS', 'T': "'T'", 'Z': "'Z'"} -%}
+    {%- set java = {'%Y': 'yyyy', '%m': 'MM', '%d': 'dd', '%H': 'HH', '%M': 'mm', '%S': 'ss', '%f': 'SSSSSSSSS', 'T': "'T'", 'Z': "'Z'"} -%}
     {%- set ns = namespace(naive=[], zoned=[]) -%}
     {%- for f in var('timestamp_formats') + var('zoned_timestamp_formats') -%}
         {%- set pattern = namespace(text=f) -%}
@@ -76,7 +77,7 @@
     {%- endfor -%}
     {%- set naive = 'coalesce(' ~ ns.naive | join(', ') ~ ')' -%}
     coalesce(
-        {{ dbt.dateadd('hour', -1 * local_offset_hours, naive) if local_offset_hours else naive }},
+        {{ cdp.local_to_utc(naive, local_offset_hours) }},
         {%- for zoned in ns.zoned %}
         {{ zoned }},
         {%- endfor %}
@@ -89,18 +90,30 @@
 
 {% macro duckdb__parse_utc_timestamp(expr, local_offset_hours=0) -%}
     {%- set v = 'trim(' ~ expr ~ ')' -%}
-    {#- A %n format makes strptime's type nanoseconds; the models keep microseconds. #}
-    {%- set naive = "cast(try_strptime(" ~ v ~ ", ['" ~ var('timestamp_formats') | join("', '") ~ "']) as timestamp)" -%}
+    {%- set formats = "['" ~ var('timestamp_formats') | join("', '") ~ "']" -%}
+    {%- set zoned = "['" ~ var('zoned_timestamp_formats') | join("', '") ~ "']" -%}
+    {#- strptime's %f reads at most six digits; Go and Java APIs write up to nine. The value with
+        its fraction cut to six is tried last, so only the rows that need it pay for the regexp. -#}
+    {%- set cut = "regexp_replace(" ~ v ~ ", '([.][0-9]{6})[0-9]{1,3}', '\\1')" -%}
     coalesce(
-        {{ dbt.dateadd('hour', -1 * local_offset_hours, naive) if local_offset_hours else naive }},
+        {{ cdp.local_to_utc("try_strptime(" ~ v ~ ", " ~ formats ~ ")", local_offset_hours) }},
         {%- if var('zoned_timestamp_formats') %}
-        cast(try_strptime({{ v }}, ['{{ var('zoned_timestamp_formats') | join("', '") }}']) at time zone 'UTC' as timestamp),
+        try_strptime({{ v }}, {{ zoned }}) at time zone 'UTC',
         {%- endif %}
         case
             when regexp_full_match({{ v }}, '[0-9]{13}') then make_timestamp(cast({{ v }} as bigint) * 1000)
             when regexp_full_match({{ v }}, '[0-9]{10}') then make_timestamp(cast({{ v }} as bigint) * 1000000)
-        end
+        end,
+        {{ cdp.local_to_utc("try_strptime(" ~ cut ~ ", " ~ formats ~ ")", local_offset_hours) }}
+        {%- if var('zoned_timestamp_formats') %},
+        try_strptime({{ cut }}, {{ zoned }}) at time zone 'UTC'
+        {%- endif %}
     )
+{%- endmacro %}
+
+{# A time without a zone, `local_offset_hours` ahead of UTC, as UTC. #}
+{% macro local_to_utc(naive, local_offset_hours) -%}
+    {{ dbt.dateadd('hour', -1 * local_offset_hours, naive) if local_offset_hours else naive }}
 {%- endmacro %}
 
 {% macro parse_boolean(expr) -%}

@@ -36,11 +36,16 @@ def parsed_timestamp(expr: str) -> str:
     zoned_formats = _project_vars().get("zoned_timestamp_formats") or []
     zoned = "[" + ", ".join(lit(f) for f in zoned_formats) + "]"
     v = f"trim({expr})"
+    # A fraction of seven to nine digits, cut to six (%f's most), tried last as in the macro.
+    cut = f"regexp_replace({v}, '([.][0-9]{{6}})[0-9]{{1,3}}', '\\1')"
     return (
-        f"coalesce(cast(try_strptime({v}, {formats}) as timestamp), "
-        + (f"cast(try_strptime({v}, {zoned}) AT TIME ZONE 'UTC' as timestamp), " if zoned_formats else "")
+        f"coalesce(try_strptime({v}, {formats}), "
+        + (f"try_strptime({v}, {zoned}) AT TIME ZONE 'UTC', " if zoned_formats else "")
         + f"case when regexp_full_match({v}, '[0-9]{{13}}') then make_timestamp(cast({v} as bigint) * 1000) "
-        f"when regexp_full_match({v}, '[0-9]{{10}}') then make_timestamp(cast({v} as bigint) * 1000000) end)"
+        f"when regexp_full_match({v}, '[0-9]{{10}}') then make_timestamp(cast({v} as bigint) * 1000000) end, "
+        + f"try_strptime({cut}, {formats})"
+        + (f", try_strptime({cut}, {zoned}) AT TIME ZONE 'UTC'" if zoned_formats else "")
+        + ")"
     )
 
 
