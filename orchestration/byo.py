@@ -21,6 +21,9 @@ ORDERS_CHANNEL = "online_orders"
 # Canonical field -> default column name in the user's file.
 DEFAULT_COLUMNS = {"customer_id": "customer_id", "ordered_at": "order_time", "amount": "amount", "order_id": None}
 REQUIRED = ("customer_id", "ordered_at", "amount")
+# The longest history an import takes without --since: one order on a stand-in date (1900-01-01
+# for "no date") would otherwise make a daily delivery and a partition of every day since.
+MAX_HISTORY_YEARS = 10
 
 
 class OrdersFileError(ValueError):
@@ -40,6 +43,7 @@ class PreparedOrders:
     # Orders whose customer id the identity rules take for a placeholder (vars.identity.blocklist).
     placeholder_customer: int = 0
     placeholder_ids: tuple[str, ...] = ()
+    before_since: int = 0
 
 
 def parse_column_map(spec: str | None) -> dict[str, str | None]:
@@ -63,11 +67,15 @@ def _reader(path: Path) -> str:
     raise OrdersFileError(f"{path.name}: expected a .csv or .parquet file")
 
 
-def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, columns: dict[str, str | None]) -> PreparedOrders:
-    """Write one online_orders file per day from the first order day to `as_of` (empty days get
-    a header-only file, which the ingest reads as 'delivered, nothing happened')."""
+def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, columns: dict[str, str | None],
+            since: date | None = None) -> PreparedOrders:
+    """Write one online_orders file per day from the first order day (on or after `since`) to
+    `as_of` (empty days get a header-only file, which the ingest reads as 'delivered, nothing
+    happened')."""
     if not path.exists():
         raise OrdersFileError(f"{path}: no such file")
+    if path.is_file() and path.stat().st_size == 0:
+        raise OrdersFileError(f"{path.name} is empty")
     con = duckdb.connect()
     try:
         con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM {_reader(path)}")
@@ -93,8 +101,14 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
                 CASE WHEN _amount < 0 THEN 'refunded' ELSE 'completed' END AS status,
                 CAST({_time(time_text)} AS DATE) AS _day
             FROM source""")
+        if not con.execute("SELECT count(*) FROM orders").fetchone()[0]:
+            raise OrdersFileError(f"{path.name} has no orders" + (", only a header" if "read_csv" in _reader(path) else ""))
         if columns.get("order_id"):
             _refuse_repeated_order_ids(con, path, columns["order_id"])
+        before_since = 0
+        if since:
+            before_since = con.execute("SELECT count(*) FROM orders WHERE _day < ?", [since]).fetchone()[0]
+            con.execute("DELETE FROM orders WHERE _day < ?", [since])
         placeholder = blocklist_reason("member_id", cleaned_text("member_id"))
         (rows, first_day, last_day, unparseable, without_customer, bad_amounts, examples, placeholders,
          placeholder_values) = con.execute(
@@ -110,11 +124,21 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
             raise OrdersFileError(f"{path.name}: no amount could be read in column {columns['amount']!r} (e.g. "
                                   f"{', '.join(repr(v) for v in examples if v is not None) or 'empty'}); expected "
                                   "numbers such as 1299.00, ¥1,299.00 or -20 for a refund")
+        if first_day is None and before_since:
+            raise OrdersFileError(f"{path.name}: no order on or after --since {since}")
         if first_day is None:
             raise OrdersFileError(f"{path.name}: no order time could be read in column {columns['ordered_at']!r} "
                                   "(expected e.g. 2026-10-31, 2026-10-31 14:05:00 or 19970101)")
         if first_day > as_of:
             raise OrdersFileError(f"--as-of {as_of} is before the first order ({first_day})")
+        oldest = _years_before(as_of, MAX_HISTORY_YEARS)
+        if since is None and first_day < oldest:
+            older, days = con.execute("SELECT count(*), list(DISTINCT _day ORDER BY _day)[1:3] FROM orders "
+                                      "WHERE _day < ?", [oldest]).fetchone()
+            raise OrdersFileError(
+                f"{path.name}: the first order is on {first_day}, more than {MAX_HISTORY_YEARS} years before --as-of "
+                f"{as_of}; orders before {oldest}: {older:,} (on {', '.join(str(d) for d in days)}). A placeholder "
+                "date? Give --since with the first day to include; orders before it are left out and counted")
         after = con.execute("SELECT count(*) FROM orders WHERE _day > ?", [as_of]).fetchone()[0]
         out = landing_dir / Path(channel.path).parent
         out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +156,14 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
     finally:
         con.close()
     return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files, int(without_customer),
-                          int(bad_amounts), int(placeholders), tuple(placeholder_values or ()))
+                          int(bad_amounts), int(placeholders), tuple(placeholder_values or ()), int(before_since))
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
 
 
 def _refuse_repeated_order_ids(con: duckdb.DuckDBPyConnection, path: Path, column: str) -> None:

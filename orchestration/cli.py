@@ -8,7 +8,8 @@
   cdp ui                  the Dagster UI on 127.0.0.1, with the demo CRM database and helpdesk API
   cdp generate [...]      write demo data into the landing folder
   cdp run [...]           demo data → every asset (ingest → dbt → ML → checks → publish) → summary
-  cdp run --orders FILE --as-of YYYY-MM-DD [--columns customer_id=..,ordered_at=..,amount=..]
+  cdp run --orders FILE --as-of YYYY-MM-DD [--since YYYY-MM-DD]
+          [--columns customer_id=..,ordered_at=..,amount=..]
                           your own orders export through the same pipeline (data in data/byo/)
 """
 
@@ -27,6 +28,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
+from orchestration.byo import MAX_HISTORY_YEARS
 from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
 from orchestration.settings import DEFAULT_START_DATE, PROJECT_ROOT, Settings, SettingsError, is_url
 from orchestration.sources.demo_data import DemoConfig, generate
@@ -379,6 +381,9 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     if error:
         print(error, file=sys.stderr)
         return 2
+    if args.since and args.since > args.as_of:
+        print(f"--since {args.since} is after --as-of {args.as_of}", file=sys.stderr)
+        return 2
     os.environ.setdefault("CDP_DATA_DIR", str(PROJECT_ROOT / "data" / "byo"))
     settings = Settings.from_env()
     if is_url(settings.landing_dir):
@@ -390,12 +395,14 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     shutil.rmtree(settings.landing_dir / Path(channel.path).parent, ignore_errors=True)
     try:
         prepared = prepare(Path(args.orders).resolve(), args.as_of, settings.landing_dir,
-                           channel, parse_column_map(args.columns))
+                           channel, parse_column_map(args.columns), since=args.since)
     except (OrdersFileError, ValueError) as error:
         print(f"cannot use the orders file: {error}", file=sys.stderr)
         return 2
     print(f"{prepared.rows:,} orders from {prepared.first_day} to {prepared.last_day} written as "
           f"{prepared.files_written} daily files in {settings.landing_dir}")
+    if prepared.before_since:
+        print(f"{prepared.before_since:,} orders before --since {args.since} are kept out of this run")
     if prepared.after_as_of:
         print(f"{prepared.after_as_of:,} orders after --as-of {args.as_of} are kept out of this run")
     if prepared.unparseable_times:
@@ -467,9 +474,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.orders:
         return cmd_run_orders(args)
-    if args.as_of or args.columns:
-        print("--as-of and --columns describe an orders file: add --orders FILE, or leave them out for demo data",
-              file=sys.stderr)
+    if args.as_of or args.since or args.columns:
+        print("--as-of, --since and --columns describe an orders file: add --orders FILE, or leave them out for "
+              "demo data", file=sys.stderr)
         return 2
     config = _demo_config(args)
     error = unfinished_day_error(config.end_date, "--end-date")
@@ -533,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--skip-generate", action="store_true", help="use the landing folder as it is")
             p.add_argument("--orders", help="your own orders export (CSV or Parquet) instead of demo data")
             p.add_argument("--as-of", type=_iso_date, help="with --orders: the day the scores describe (YYYY-MM-DD)")
+            p.add_argument("--since", type=_iso_date, help="with --orders: the first day to include (YYYY-MM-DD); "
+                           f"needed for more than {MAX_HISTORY_YEARS} years of history")
             p.add_argument("--columns", help="with --orders: FIELD=COLUMN,... for customer_id, ordered_at, amount, "
                            "order_id (defaults: customer_id, order_time, amount; no order id)")
             p.add_argument("--churn-horizon-days", type=_at_least_one, default=ChurnConfig.horizon_days,

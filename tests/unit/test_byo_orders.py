@@ -93,3 +93,31 @@ def test_customer_ids_the_identity_rules_take_for_placeholders_are_counted_and_n
     prepared = prepare(orders, date(2026, 1, 1), tmp_path / "landing", CHANNEL,
                        parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
     assert (prepared.placeholder_customer, prepared.placeholder_ids) == (3, ("0", "Unknown"))
+
+
+def test_an_empty_file_or_a_header_without_orders_is_refused_as_such(tmp_path):
+    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
+    (tmp_path / "zero.csv").write_bytes(b"")
+    with pytest.raises(OrdersFileError, match=r"^zero.csv is empty$"):
+        prepare(tmp_path / "zero.csv", date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+    with pytest.raises(OrdersFileError, match=r"^header.csv has no orders, only a header$"):
+        prepare(_write(tmp_path / "header.csv", []), date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+    assert not (tmp_path / "landing").exists()
+
+
+def test_a_history_longer_than_the_limit_needs_since_and_since_leaves_older_orders_out(tmp_path):
+    # 1900-01-01 is a common stand-in for "no date": taken as the first day it would make 46,000
+    # daily deliveries and as many partitions.
+    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
+    source = _write(tmp_path / "orders.csv", [("1", "1900-01-01", "9"), ("2", "2025-06-01", "10"),
+                                              ("3", "2026-01-01", "12"), ("4", "1999-12-31", "1")])
+    with pytest.raises(OrdersFileError, match=r"^orders.csv: the first order is on 1900-01-01, more than 10 years "
+                                              r"before --as-of 2026-01-01; orders before 2016-01-01: 2 \(on "
+                                              r"1900-01-01, 1999-12-31\)\. A placeholder date\? Give --since"):
+        prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+    assert not (tmp_path / "landing").exists()
+    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns, since=date(2025, 1, 1))
+    assert (prepared.first_day, prepared.rows, prepared.before_since, prepared.files_written) == (
+        date(2025, 6, 1), 2, 2, 215)
+    with pytest.raises(OrdersFileError, match=r"^orders.csv: no order on or after --since 2026-01-02"):
+        prepare(source, date(2026, 1, 3), tmp_path / "landing2", CHANNEL, columns, since=date(2026, 1, 2))
