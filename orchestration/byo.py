@@ -14,7 +14,15 @@ from pathlib import Path
 import duckdb
 
 from orchestration.sources.catalog import Channel
-from orchestration.sources.rules import blocklist_reason, cleaned_text, lit, parsed_amount, parsed_timestamp, q
+from orchestration.sources.rules import (
+    blocklist_reason,
+    cleaned_text,
+    earliest_timestamp,
+    lit,
+    parsed_amount,
+    parsed_timestamp,
+    q,
+)
 
 # The channel an orders export is delivered as.
 ORDERS_CHANNEL = "online_orders"
@@ -128,7 +136,8 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
             raise OrdersFileError(f"{path.name}: no order on or after --since {since}")
         if first_day is None:
             raise OrdersFileError(f"{path.name}: no order time could be read in column {columns['ordered_at']!r} "
-                                  "(expected e.g. 2026-10-31, 2026-10-31 14:05:00 or 19970101)")
+                                  f"(expected e.g. 2026-10-31, 2026-10-31 14:05:00 or 19970101, on or after "
+                                  f"{earliest_timestamp()})")
         if first_day > as_of:
             raise OrdersFileError(f"--as-of {as_of} is before the first order ({first_day})")
         oldest = _years_before(as_of, MAX_HISTORY_YEARS)
@@ -179,5 +188,7 @@ def _refuse_repeated_order_ids(con: duckdb.DuckDBPyConnection, path: Path, colum
 
 
 def _time(text: str) -> str:
-    """The order time from the formats ingest accepts, plus compact yyyymmdd (CDNOW-style)."""
-    return f"coalesce({parsed_timestamp(text)}, try_strptime(trim({text}), '%Y%m%d'))"
+    """The order time from the formats ingest accepts, plus compact yyyymmdd (CDNOW-style); NULL
+    before vars.earliest_timestamp, a stand-in date that ingest quarantines."""
+    parsed = f"coalesce({parsed_timestamp(text)}, try_strptime(trim({text}), '%Y%m%d'))"
+    return f"CASE WHEN {parsed} >= TIMESTAMP {lit(earliest_timestamp())} THEN {parsed} END"

@@ -367,6 +367,7 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     from orchestration.sources.catalog import load_catalog
     from orchestration.sources.errors import SourceError
     from orchestration.sources.landing import ensure_tables
+    from orchestration.sources.rules import earliest_timestamp
 
     if not args.as_of:
         print("--orders needs --as-of YYYY-MM-DD (the day the scores describe)", file=sys.stderr)
@@ -406,7 +407,8 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     if prepared.after_as_of:
         print(f"{prepared.after_as_of:,} orders after --as-of {args.as_of} are kept out of this run")
     if prepared.unparseable_times:
-        print(f"{prepared.unparseable_times:,} orders have an unreadable time: ingest quarantines them with the reason")
+        print(f"{prepared.unparseable_times:,} orders have a time that cannot be read, or one before "
+              f"{earliest_timestamp()} (a stand-in for no date): ingest quarantines them with the reason")
     if prepared.unparseable_amounts:
         print(f"{prepared.unparseable_amounts:,} orders have an amount that is not a number: ingest quarantines them "
               "with the reason")

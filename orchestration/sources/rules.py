@@ -21,6 +21,11 @@ def timestamp_formats() -> tuple[str, ...]:
     return tuple(_project_vars()["timestamp_formats"])
 
 
+def earliest_timestamp() -> str:
+    """The first day a time may fall on (vars.earliest_timestamp); earlier ones are stand-ins."""
+    return str(_project_vars()["earliest_timestamp"])
+
+
 def q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -87,6 +92,8 @@ def judged(channel: Channel, source: str) -> str:
             f"WHEN {parsed} > _partition_date + INTERVAL {FUTURE_TOLERANCE_DAYS + 1} DAY "
             f"THEN 'timestamp in the future: {column}'"
         )
+        checks.append(f"WHEN {parsed} < TIMESTAMP {lit(earliest_timestamp())} "
+                      f"THEN {lit(f'timestamp before {earliest_timestamp()}: {column}')}")
     for column in channel.amounts:
         checks.append(f"WHEN {value(column)} IS NOT NULL AND {parsed_amount(q(column))} IS NULL "
                       f"THEN 'unparseable amount in {column}'")

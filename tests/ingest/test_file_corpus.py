@@ -289,6 +289,16 @@ def test_a_time_with_its_own_utc_offset_is_accepted_and_judged_in_utc(tmp_path, 
     assert reasons(con, "online_orders") == {"timestamp in the future: ordered_at": 1}
 
 
+def test_a_stand_in_for_no_date_is_quarantined_not_taken_for_history(tmp_path, con):
+    stand_ins = ["1900-01-01", "0001-01-01 00:00:00", "1970-01-01T00:00:00Z", "0000000000"]
+    rows = [ORDER.format(n=1)] + [ORDER.format(n=i + 2).replace("2026-10-01T10:00:00Z", when)
+                                  for i, when in enumerate(stand_ins)]
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "".join(rows))
+    result = load(con, ORDERS, tmp_path)
+    assert (result.accepted, result.quarantined) == (1, 4)
+    assert reasons(con, "online_orders") == {"timestamp before 1970-01-02: ordered_at": 4}
+
+
 def test_a_time_with_nanoseconds_is_accepted_to_the_microsecond(tmp_path, con):
     # Go's RFC3339Nano and Java's Instant write up to nine fraction digits.
     rows = [ORDER.format(n=1).replace("2026-10-01T10:00:00Z", "2026-10-01T10:00:00.123456789Z"),

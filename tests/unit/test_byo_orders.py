@@ -106,14 +106,12 @@ def test_an_empty_file_or_a_header_without_orders_is_refused_as_such(tmp_path):
 
 
 def test_a_history_longer_than_the_limit_needs_since_and_since_leaves_older_orders_out(tmp_path):
-    # 1900-01-01 is a common stand-in for "no date": taken as the first day it would make 46,000
-    # daily deliveries and as many partitions.
     columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
-    source = _write(tmp_path / "orders.csv", [("1", "1900-01-01", "9"), ("2", "2025-06-01", "10"),
+    source = _write(tmp_path / "orders.csv", [("1", "2001-03-01", "9"), ("2", "2025-06-01", "10"),
                                               ("3", "2026-01-01", "12"), ("4", "1999-12-31", "1")])
-    with pytest.raises(OrdersFileError, match=r"^orders.csv: the first order is on 1900-01-01, more than 10 years "
+    with pytest.raises(OrdersFileError, match=r"^orders.csv: the first order is on 1999-12-31, more than 10 years "
                                               r"before --as-of 2026-01-01; orders before 2016-01-01: 2 \(on "
-                                              r"1900-01-01, 1999-12-31\)\. A placeholder date\? Give --since"):
+                                              r"1999-12-31, 2001-03-01\)\. A placeholder date\? Give --since"):
         prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
     assert not (tmp_path / "landing").exists()
     prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns, since=date(2025, 1, 1))
@@ -121,3 +119,16 @@ def test_a_history_longer_than_the_limit_needs_since_and_since_leaves_older_orde
         date(2025, 6, 1), 2, 2, 215)
     with pytest.raises(OrdersFileError, match=r"^orders.csv: no order on or after --since 2026-01-02"):
         prepare(source, date(2026, 1, 3), tmp_path / "landing2", CHANNEL, columns, since=date(2026, 1, 2))
+
+
+def test_a_stand_in_date_is_not_history_but_a_time_ingest_quarantines(tmp_path):
+    # 1900-01-01 is a common stand-in for "no date": taken as the first day it would make 46,000
+    # daily deliveries and as many partitions.
+    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
+    source = _write(tmp_path / "orders.csv", [("1", "1900-01-01", "9"), ("2", "2025-12-30", "10"),
+                                              ("3", "0", "4"), ("4", "1970-01-01 00:00:00", "1")])
+    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+    assert (prepared.first_day, prepared.unparseable_times, prepared.files_written) == (date(2025, 12, 30), 3, 3)
+    with (tmp_path / "landing" / "online_orders" / "online_orders_2025-12-30.csv").open() as handle:
+        assert sorted(r["ordered_at"] for r in csv.DictReader(handle)) == [
+            "0", "1900-01-01", "1970-01-01 00:00:00", "2025-12-30 00:00:00"]
