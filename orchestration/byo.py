@@ -87,13 +87,14 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
     con = duckdb.connect()
     try:
         con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM {_reader(path)}")
-        present = [name for (name,) in con.execute("SELECT column_name FROM (DESCRIBE source)").fetchall()]
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE source)").fetchall())
+        present = list(types)
         wanted = {f: c for f, c in columns.items() if c}
         missing = [f"{c} (for {f})" for f, c in wanted.items() if c not in present]
         if missing:
             raise OrdersFileError(f"{path.name} lacks column(s) {', '.join(missing)}; it has {', '.join(present)}. "
                                   "Map yours with --columns customer_id=...,ordered_at=...,amount=...")
-        order_id = (f"CAST({q(columns['order_id'])} AS VARCHAR)" if columns.get("order_id")
+        order_id = (_id_text(q(columns["order_id"]), types[columns["order_id"]]) if columns.get("order_id")
                     else "'o' || CAST(row_number() OVER () AS VARCHAR)")
         time_text = f"CAST({q(columns['ordered_at'])} AS VARCHAR)"
         amount_text = f"CAST({q(columns['amount'])} AS VARCHAR)"
@@ -101,7 +102,7 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
         con.execute(f"""CREATE TEMP TABLE orders AS SELECT
                 {order_id} AS order_id,
                 coalesce(strftime({_time(time_text)}, '%Y-%m-%d %H:%M:%S'), {time_text}) AS ordered_at,
-                CAST({q(columns['customer_id'])} AS VARCHAR) AS member_id,
+                {_id_text(q(columns['customer_id']), types[columns['customer_id']])} AS member_id,
                 CAST(NULL AS VARCHAR) AS email, CAST(NULL AS VARCHAR) AS phone, CAST(NULL AS VARCHAR) AS device_id,
                 {amount_text} AS amount,
                 {parsed_amount(amount_text)} AS _amount,  -- as ingest will read it (NULL: quarantined)
@@ -166,6 +167,15 @@ def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, column
         con.close()
     return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files, int(without_customer),
                           int(bad_amounts), int(placeholders), tuple(placeholder_values or ()), int(before_since))
+
+
+def _id_text(column: str, column_type: str) -> str:
+    """A customer or order id as text. A whole number stored as a float or decimal (pandas writes
+    an integer id column with gaps as float64) is written without its ".0", as the id it stands for."""
+    if column_type in ("FLOAT", "DOUBLE") or column_type.startswith("DECIMAL"):
+        return (f"CASE WHEN {column} = trunc({column}) AND abs({column}) < 1e18 "
+                f"THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END")
+    return f"CAST({column} AS VARCHAR)"
 
 
 def _years_before(day: date, years: int) -> date:

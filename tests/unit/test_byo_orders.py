@@ -132,3 +132,19 @@ def test_a_stand_in_date_is_not_history_but_a_time_ingest_quarantines(tmp_path):
     with (tmp_path / "landing" / "online_orders" / "online_orders_2025-12-30.csv").open() as handle:
         assert sorted(r["ordered_at"] for r in csv.DictReader(handle)) == [
             "0", "1900-01-01", "1970-01-01 00:00:00", "2025-12-30 00:00:00"]
+
+
+def test_a_whole_number_id_stored_as_a_float_keeps_the_id_it_stands_for(tmp_path):
+    # pandas writes an integer id column with gaps as float64: 7 arrives as 7.0.
+    import duckdb
+
+    source = tmp_path / "orders.parquet"
+    duckdb.sql("COPY (SELECT * FROM (VALUES (7.0::DOUBLE, '2026-01-01', '5', 101.0::DOUBLE), "
+               "(NULL, '2026-01-01', '6', 102.0), (2.5::DOUBLE, '2026-01-01', '7', 103.0)) "
+               f"t(cust, \"when\", spend, id)) TO '{source}' (FORMAT parquet)")
+    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL,
+                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend,order_id=id"))
+    assert prepared.without_customer == 1
+    with (tmp_path / "landing" / "online_orders" / "online_orders_2026-01-01.csv").open() as handle:
+        assert sorted((r["member_id"], r["order_id"]) for r in csv.DictReader(handle)) == [
+            ("", "102"), ("2.5", "103"), ("7", "101")]
