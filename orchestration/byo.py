@@ -7,6 +7,8 @@ The user's customer id becomes the member id, which is what `customers.member_id
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.sources.catalog import Channel
+from orchestration.sources.files import CODECS
 from orchestration.sources.rules import (
     blocklist_reason,
     cleaned_text,
@@ -76,14 +79,44 @@ def _reader(path: Path) -> str:
 
 
 def prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, columns: dict[str, str | None],
-            since: date | None = None) -> PreparedOrders:
+            since: date | None = None, encoding: str = "utf-8") -> PreparedOrders:
     """Write one online_orders file per day from the first order day (on or after `since`) to
     `as_of` (empty days get a header-only file, which the ingest reads as 'delivered, nothing
-    happened')."""
+    happened'). A CSV in another `encoding` (gbk) is read through a UTF-8 copy."""
     if not path.exists():
         raise OrdersFileError(f"{path}: no such file")
     if path.is_file() and path.stat().st_size == 0:
         raise OrdersFileError(f"{path.name} is empty")
+    with tempfile.TemporaryDirectory(prefix="cdp-orders-") as scratch:
+        readable = _utf8_copy(path, encoding, Path(scratch))
+        try:
+            return _prepare(readable, as_of, landing_dir, channel, columns, since)
+        except duckdb.Error as error:
+            message = str(error)
+            if "unicode" in message.lower():
+                raise OrdersFileError(f"{path.name} is not {encoding} text" + (
+                    ": if it is a GBK export, add --encoding gbk" if CODECS[encoding] == "utf-8-sig" else "")) from None
+            raise OrdersFileError(f"{path.name} cannot be read: {message.splitlines()[0]}") from None
+
+
+def _utf8_copy(path: Path, encoding: str, scratch: Path) -> Path:
+    """The file itself when DuckDB can read it, else a UTF-8 copy of the same name in `scratch`."""
+    if encoding not in CODECS:
+        raise OrdersFileError(f"--encoding {encoding!r} is not one of {', '.join(sorted(CODECS))}")
+    if CODECS[encoding] == "utf-8-sig" or path.suffix.lower() == ".parquet":
+        return path
+    target = scratch / path.name
+    try:
+        with path.open("r", encoding=CODECS[encoding], newline="") as source, \
+                target.open("w", encoding="utf-8", newline="") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+    except UnicodeDecodeError as error:
+        raise OrdersFileError(f"{path.name} is not {encoding} text ({error.reason})") from None
+    return target
+
+
+def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, columns: dict[str, str | None],
+             since: date | None) -> PreparedOrders:
     con = duckdb.connect()
     try:
         con.execute(f"CREATE TEMP VIEW source AS SELECT * FROM {_reader(path)}")

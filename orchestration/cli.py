@@ -8,7 +8,7 @@
   cdp ui                  the Dagster UI on 127.0.0.1, with the demo CRM database and helpdesk API
   cdp generate [...]      write demo data into the landing folder
   cdp run [...]           demo data → every asset (ingest → dbt → ML → checks → publish) → summary
-  cdp run --orders FILE --as-of YYYY-MM-DD [--since YYYY-MM-DD]
+  cdp run --orders FILE --as-of YYYY-MM-DD [--since YYYY-MM-DD] [--encoding gbk]
           [--columns customer_id=..,ordered_at=..,amount=..]
                           your own orders export through the same pipeline (data in data/byo/)
 """
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
 from orchestration.byo import MAX_HISTORY_YEARS
+from orchestration.sources.files import CODECS
 from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
 from orchestration.settings import DEFAULT_START_DATE, PROJECT_ROOT, Settings, SettingsError, is_url
 from orchestration.sources.demo_data import DemoConfig, generate
@@ -396,7 +397,8 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     shutil.rmtree(settings.landing_dir / Path(channel.path).parent, ignore_errors=True)
     try:
         prepared = prepare(Path(args.orders).resolve(), args.as_of, settings.landing_dir,
-                           channel, parse_column_map(args.columns), since=args.since)
+                           channel, parse_column_map(args.columns), since=args.since,
+                           encoding=args.encoding or "utf-8")
     except (OrdersFileError, ValueError) as error:
         print(f"cannot use the orders file: {error}", file=sys.stderr)
         return 2
@@ -476,9 +478,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.orders:
         return cmd_run_orders(args)
-    if args.as_of or args.since or args.columns:
-        print("--as-of, --since and --columns describe an orders file: add --orders FILE, or leave them out for "
-              "demo data", file=sys.stderr)
+    if args.as_of or args.since or args.columns or args.encoding:
+        print("--as-of, --since, --columns and --encoding describe an orders file: add --orders FILE, or leave "
+              "them out for demo data", file=sys.stderr)
         return 2
     config = _demo_config(args)
     error = unfinished_day_error(config.end_date, "--end-date")
@@ -544,6 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--as-of", type=_iso_date, help="with --orders: the day the scores describe (YYYY-MM-DD)")
             p.add_argument("--since", type=_iso_date, help="with --orders: the first day to include (YYYY-MM-DD); "
                            f"needed for more than {MAX_HISTORY_YEARS} years of history")
+            p.add_argument("--encoding", choices=sorted(CODECS),
+                           help="with --orders: the CSV's text encoding (default utf-8; gbk for many Chinese exports)")
             p.add_argument("--columns", help="with --orders: FIELD=COLUMN,... for customer_id, ordered_at, amount, "
                            "order_id (defaults: customer_id, order_time, amount; no order id)")
             p.add_argument("--churn-horizon-days", type=_at_least_one, default=ChurnConfig.horizon_days,

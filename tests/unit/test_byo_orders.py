@@ -148,3 +148,22 @@ def test_a_whole_number_id_stored_as_a_float_keeps_the_id_it_stands_for(tmp_path
     with (tmp_path / "landing" / "online_orders" / "online_orders_2026-01-01.csv").open() as handle:
         assert sorted((r["member_id"], r["order_id"]) for r in csv.DictReader(handle)) == [
             ("", "102"), ("2.5", "103"), ("7", "101")]
+
+
+def test_a_gbk_export_is_refused_with_the_option_to_use_and_read_with_it(tmp_path):
+    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
+    source = tmp_path / "orders.csv"
+    source.write_bytes("cust,when,spend,备注\n1,2026-01-01,5元,张三\n2,2026-01-01,6元,李四\n".encode("gbk"))
+    with pytest.raises(OrdersFileError, match=r"^orders.csv is not utf-8 text: if it is a GBK export, add --encoding gbk$"):
+        prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns, encoding="gbk")
+    assert (prepared.rows, prepared.unparseable_amounts) == (2, 0)
+    with (tmp_path / "landing" / "online_orders" / "online_orders_2026-01-01.csv").open(encoding="utf-8") as handle:
+        assert sorted(r["amount"] for r in csv.DictReader(handle)) == ["5元", "6元"]
+
+
+def test_a_file_duckdb_cannot_read_is_refused_in_one_line(tmp_path):
+    (tmp_path / "orders.parquet").write_text("cust,when,spend\n1,2026-01-01,5\n")
+    with pytest.raises(OrdersFileError, match=r"^orders.parquet cannot be read: .*parquet"):
+        prepare(tmp_path / "orders.parquet", date(2026, 1, 1), tmp_path / "landing", CHANNEL,
+                parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))

@@ -220,7 +220,7 @@ def test_runs_refuse_a_day_that_is_not_over_and_options_of_the_other_kind_of_run
          f"--end-date {today} is not over yet: the newest day a run can cover is {yesterday}"),
         (["run", "--orders", "orders.csv", "--as-of", (today + timedelta(days=30)).isoformat()],
          f"the newest day a run can cover is {yesterday}"),
-        (["run", "--as-of", "2026-10-31"], "--as-of, --since and --columns describe an orders file"),
+        (["run", "--as-of", "2026-10-31"], "--as-of, --since, --columns and --encoding describe an orders file"),
         (["run", "--since", "2026-01-01"], "add --orders FILE"),
         (["run", "--orders", "orders.csv", "--as-of", "2026-10-31", "--since", "2026-11-01"],
          "--since 2026-11-01 is after --as-of 2026-10-31"),
