@@ -144,7 +144,7 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
                 CAST({_time(time_text)} AS DATE) AS _day
             FROM source""")
         if not con.execute("SELECT count(*) FROM orders").fetchone()[0]:
-            raise OrdersFileError(f"{path.name} has no orders" + (", only a header" if "read_csv" in _reader(path) else ""))
+            raise OrdersFileError(f"{path.name} has no orders" + ("" if path.suffix.lower() == ".parquet" else ", only a header"))
         if columns.get("order_id"):
             _refuse_repeated_order_ids(con, path, columns["order_id"])
         before_since = 0
