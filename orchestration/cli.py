@@ -29,10 +29,10 @@ from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
 from orchestration.byo import MAX_HISTORY_YEARS
-from orchestration.sources.files import CODECS
 from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
 from orchestration.settings import DEFAULT_START_DATE, PROJECT_ROOT, Settings, SettingsError, is_url
 from orchestration.sources.demo_data import DemoConfig, generate
+from orchestration.sources.files import CODECS
 
 
 def _prepare_instance() -> Path:
