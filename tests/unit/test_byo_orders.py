@@ -167,3 +167,12 @@ def test_a_file_duckdb_cannot_read_is_refused_in_one_line(tmp_path):
     with pytest.raises(OrdersFileError, match=r"^orders.parquet cannot be read: .*parquet"):
         prepare(tmp_path / "orders.parquet", date(2026, 1, 1), tmp_path / "landing", CHANNEL,
                 parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+
+
+def test_the_date_forms_the_readme_names_are_read(tmp_path):
+    source = _write(tmp_path / "orders.csv", [("1", "2026/10/01", "5"), ("2", "20261002", "6"),
+                                              ("3", "2026-10-03T10:00", "7"), ("4", "2026年10月4日", "8"),
+                                              ("5", "2026-10-05 09:30", "9")])
+    prepared = prepare(source, date(2026, 10, 5), tmp_path / "landing", CHANNEL,
+                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+    assert (prepared.first_day, prepared.unparseable_times, prepared.files_written) == (date(2026, 10, 1), 0, 5)
