@@ -64,7 +64,8 @@
    seconds/milliseconds. #}
 {% macro spark__parse_utc_timestamp(expr, local_offset_hours=0) -%}
     {%- set v = 'trim(' ~ expr ~ ')' -%}
-    {%- set java = {'%Y': 'yyyy', '%m': 'MM', '%d': 'dd', '%H': 'HH', '%M': 'mm', '%S': 'ss', '%f': 'SSSSSSSSS', 'T': "'T'", 'Z': "'Z'"} -%}
+    {#- One letter reads one or two digits, as DuckDB's strptime does (2026/10/1 9:05). -#}
+    {%- set java = {'%Y': 'yyyy', '%m': 'M', '%d': 'd', '%H': 'H', '%M': 'm', '%S': 's', '%f': 'SSSSSSSSS', 'T': "'T'", 'Z': "'Z'"} -%}
     {%- set ns = namespace(naive=[], zoned=[]) -%}
     {%- for f in var('timestamp_formats') + var('zoned_timestamp_formats') -%}
         {%- set pattern = namespace(text=f) -%}
