@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import fsspec
@@ -41,6 +42,28 @@ def _codec(channel: Channel) -> str:
         return CODECS[channel.encoding.lower()]
     except KeyError:
         raise SourceFileError(f"{channel.name}: encoding {channel.encoding!r} is not supported ({sorted(CODECS)})") from None
+
+
+class NotInEncoding(ValueError):
+    """A text stream that does not decode in its stated encoding, at byte `offset`."""
+
+    def __init__(self, offset: int):
+        super().__init__(f"near byte {offset}")
+        self.offset = offset
+
+
+def copy_as_utf8(source: BinaryIO, codec: str, target: Path) -> None:
+    """Stream `source`, text in `codec`, into `target` as UTF-8 (DuckDB reads UTF-8 only)."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    offset = 0
+    with open(target, "w", encoding="utf-8", newline="") as out:
+        try:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                out.write(decoder.decode(block))
+                offset += len(block)
+            out.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError as exc:
+            raise NotInEncoding(offset + exc.start) from None
 
 
 def _not_utf8(where: str) -> str:
@@ -87,18 +110,11 @@ class _FileReader:
         if codec == "utf-8-sig":
             return self.duckdb_path(path)
         target = self.workdir / f"{n}-{Path(path).name}.utf8"
-        decoder = codecs.getincrementaldecoder(codec)(errors="strict")
-        offset = 0
-        with self.fs.open(path, "rb") as source, open(target, "w", encoding="utf-8", newline="") as out:
+        with self.fs.open(path, "rb") as source:
             try:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    out.write(decoder.decode(block))
-                    offset += len(block)
-                out.write(decoder.decode(b"", final=True))
-            except UnicodeDecodeError as exc:
-                raise SourceFileError(
-                    f"{self.channel.name}: {path} is not valid {self.channel.encoding} near byte {offset + exc.start}"
-                ) from None
+                copy_as_utf8(source, codec, target)
+            except NotInEncoding as exc:
+                raise SourceFileError(f"{self.channel.name}: {path} is not valid {self.channel.encoding} {exc}") from None
         return str(target)
 
     def _check_columns(self, path: str, present: list[str]) -> None:
