@@ -7,7 +7,6 @@ The user's customer id becomes the member id, which is what `customers.member_id
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -16,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.sources.catalog import Channel
-from orchestration.sources.files import CODECS
+from orchestration.sources.files import CODECS, NotInEncoding, copy_as_utf8
 from orchestration.sources.rules import (
     blocklist_reason,
     cleaned_text,
@@ -106,12 +105,11 @@ def _utf8_copy(path: Path, encoding: str, scratch: Path) -> Path:
     if CODECS[encoding] == "utf-8-sig" or path.suffix.lower() == ".parquet":
         return path
     target = scratch / path.name
-    try:
-        with path.open("r", encoding=CODECS[encoding], newline="") as source, \
-                target.open("w", encoding="utf-8", newline="") as out:
-            shutil.copyfileobj(source, out, 1 << 20)
-    except UnicodeDecodeError as error:
-        raise OrdersFileError(f"{path.name} is not {encoding} text ({error.reason})") from None
+    with path.open("rb") as source:
+        try:
+            copy_as_utf8(source, CODECS[encoding], target)
+        except NotInEncoding as error:
+            raise OrdersFileError(f"{path.name} is not {encoding} text ({error})") from None
     return target
 
 
@@ -131,18 +129,21 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
                     else "'o' || CAST(row_number() OVER () AS VARCHAR)")
         time_text = f"CAST({q(columns['ordered_at'])} AS VARCHAR)"
         amount_text = f"CAST({q(columns['amount'])} AS VARCHAR)"
-        # Readable times are written in a format ingest accepts; the rest stay as given.
+        # Readable times are written in a format ingest accepts; the rest stay as given. A time
+        # before vars.earliest_timestamp is a stand-in for "no date", which ingest quarantines.
         con.execute(f"""CREATE TEMP TABLE orders AS SELECT
                 {order_id} AS order_id,
-                coalesce(strftime({_time(time_text)}, '%Y-%m-%d %H:%M:%S'), {time_text}) AS ordered_at,
+                coalesce(strftime(_ordered_at, '%Y-%m-%d %H:%M:%S'), {time_text}) AS ordered_at,
                 {_id_text(q(columns['customer_id']), types[columns['customer_id']])} AS member_id,
                 CAST(NULL AS VARCHAR) AS email, CAST(NULL AS VARCHAR) AS phone, CAST(NULL AS VARCHAR) AS device_id,
                 {amount_text} AS amount,
                 {parsed_amount(amount_text)} AS _amount,  -- as ingest will read it (NULL: quarantined)
                 CAST(NULL AS VARCHAR) AS currency,
                 CASE WHEN _amount < 0 THEN 'refunded' ELSE 'completed' END AS status,
-                CAST({_time(time_text)} AS DATE) AS _day
-            FROM source""")
+                CAST(_ordered_at AS DATE) AS _day
+            FROM (SELECT *, CASE WHEN _parsed_at >= TIMESTAMP {lit(earliest_timestamp())} THEN _parsed_at END
+                                AS _ordered_at
+                  FROM (SELECT *, {_time(time_text)} AS _parsed_at FROM source))""")
         if not con.execute("SELECT count(*) FROM orders").fetchone()[0]:
             raise OrdersFileError(f"{path.name} has no orders" + ("" if path.suffix.lower() == ".parquet" else ", only a header"))
         if columns.get("order_id"):
@@ -231,7 +232,5 @@ def _refuse_repeated_order_ids(con: duckdb.DuckDBPyConnection, path: Path, colum
 
 
 def _time(text: str) -> str:
-    """The order time from the formats ingest accepts, plus compact yyyymmdd (CDNOW-style); NULL
-    before vars.earliest_timestamp, a stand-in date that ingest quarantines."""
-    parsed = f"coalesce({parsed_timestamp(text)}, try_strptime(trim({text}), '%Y%m%d'))"
-    return f"CASE WHEN {parsed} >= TIMESTAMP {lit(earliest_timestamp())} THEN {parsed} END"
+    """The order time from the formats ingest accepts, plus compact yyyymmdd (CDNOW-style)."""
+    return f"coalesce({parsed_timestamp(text)}, try_strptime(trim({text}), '%Y%m%d'))"
