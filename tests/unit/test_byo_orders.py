@@ -11,6 +11,8 @@ from orchestration.byo import OrdersFileError, parse_column_map, prepare
 from orchestration.sources.catalog import load_catalog
 
 CHANNEL = load_catalog()["online_orders"]
+# The columns of the files `_write` makes.
+COLUMNS = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
 
 
 def _write(path, rows, header=("cust", "when", "spend")):
@@ -26,8 +28,7 @@ def test_orders_become_one_file_per_day_with_empty_days_and_readable_times(tmp_p
         ("007", "19970101", "29.33"), ("007", "1997-01-03 10:00:00", "-5"),
         ("008", "not a date", "10"), ("009", "19970110", "12"),
     ])
-    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
-    prepared = prepare(source, date(1997, 1, 4), tmp_path / "landing", CHANNEL, columns)
+    prepared = prepare(source, date(1997, 1, 4), tmp_path / "landing", CHANNEL, COLUMNS)
     assert (prepared.first_day, prepared.rows, prepared.after_as_of, prepared.unparseable_times) == (
         date(1997, 1, 1), 4, 1, 1)
     folder = tmp_path / "landing" / "online_orders"
@@ -63,25 +64,22 @@ def test_an_order_id_on_more_than_one_row_is_refused_and_orders_without_a_custom
         prepare(lines, date(2026, 1, 2), tmp_path / "landing", CHANNEL, columns)
     assert not (tmp_path / "landing").exists()
     # Without order ids every row is an order of its own.
-    prepared = prepare(lines, date(2026, 1, 2), tmp_path / "landing", CHANNEL,
-                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+    prepared = prepare(lines, date(2026, 1, 2), tmp_path / "landing", CHANNEL, COLUMNS)
     assert (prepared.rows, prepared.without_customer) == (5, 0)
     guests = _write(tmp_path / "guests.csv", [("", "2026-01-01", "3"), ("  ", "2026-01-01", "4"), ("7", "2026-01-01", "5")])
-    prepared = prepare(guests, date(2026, 1, 1), tmp_path / "landing2", CHANNEL,
-                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+    prepared = prepare(guests, date(2026, 1, 1), tmp_path / "landing2", CHANNEL, COLUMNS)
     assert (prepared.rows, prepared.without_customer) == (3, 2)
 
 
 def test_amounts_that_are_not_numbers_are_counted_and_a_file_of_none_is_refused(tmp_path):
-    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
     mixed = _write(tmp_path / "mixed.csv", [("1", "2026-01-01", "¥1,299.00"), ("2", "2026-01-01", "1e3"),
                                             ("3", "2026-01-01", "-20")])
-    assert prepare(mixed, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns).unparseable_amounts == 1
+    assert prepare(mixed, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS).unparseable_amounts == 1
     none = _write(tmp_path / "none.csv", [("1", "2026-01-01", "1e3"), ("2", "2026-01-02", "USD 12"),
                                           ("3", "2026-01-02", "1e3")])
     with pytest.raises(OrdersFileError, match=r"none.csv: no amount could be read in column 'spend' \(e.g. '1e3', "
                                               r"'USD 12'\); expected numbers"):
-        prepare(none, date(2026, 1, 2), tmp_path / "landing2", CHANNEL, columns)
+        prepare(none, date(2026, 1, 2), tmp_path / "landing2", CHANNEL, COLUMNS)
     assert not (tmp_path / "landing2").exists()
 
 
@@ -90,44 +88,40 @@ def test_customer_ids_the_identity_rules_take_for_placeholders_are_counted_and_n
     orders = _write(tmp_path / "orders.csv", [("0", "2026-01-01", "3"), ("０", "2026-01-01", "4"),
                                               ("Unknown", "2026-01-01", "5"), ("1", "2026-01-01", "6"),
                                               ("10", "2026-01-01", "7")])
-    prepared = prepare(orders, date(2026, 1, 1), tmp_path / "landing", CHANNEL,
-                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+    prepared = prepare(orders, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
     assert (prepared.placeholder_customer, prepared.placeholder_ids) == (3, ("0", "Unknown"))
 
 
 def test_an_empty_file_or_a_header_without_orders_is_refused_as_such(tmp_path):
-    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
     (tmp_path / "zero.csv").write_bytes(b"")
     with pytest.raises(OrdersFileError, match=r"^zero.csv is empty$"):
-        prepare(tmp_path / "zero.csv", date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+        prepare(tmp_path / "zero.csv", date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
     with pytest.raises(OrdersFileError, match=r"^header.csv has no orders, only a header$"):
-        prepare(_write(tmp_path / "header.csv", []), date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+        prepare(_write(tmp_path / "header.csv", []), date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
     assert not (tmp_path / "landing").exists()
 
 
 def test_a_history_longer_than_the_limit_needs_since_and_since_leaves_older_orders_out(tmp_path):
-    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
     source = _write(tmp_path / "orders.csv", [("1", "2001-03-01", "9"), ("2", "2025-06-01", "10"),
                                               ("3", "2026-01-01", "12"), ("4", "1999-12-31", "1")])
     with pytest.raises(OrdersFileError, match=r"^orders.csv: the first order is on 1999-12-31, more than 10 years "
                                               r"before --as-of 2026-01-01; orders before 2016-01-01: 2 \(on "
                                               r"1999-12-31, 2001-03-01\)\. A placeholder date\? Give --since"):
-        prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+        prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
     assert not (tmp_path / "landing").exists()
-    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns, since=date(2025, 1, 1))
+    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS, since=date(2025, 1, 1))
     assert (prepared.first_day, prepared.rows, prepared.before_since, prepared.files_written) == (
         date(2025, 6, 1), 2, 2, 215)
     with pytest.raises(OrdersFileError, match=r"^orders.csv: no order on or after --since 2026-01-02"):
-        prepare(source, date(2026, 1, 3), tmp_path / "landing2", CHANNEL, columns, since=date(2026, 1, 2))
+        prepare(source, date(2026, 1, 3), tmp_path / "landing2", CHANNEL, COLUMNS, since=date(2026, 1, 2))
 
 
 def test_a_stand_in_date_is_not_history_but_a_time_ingest_quarantines(tmp_path):
     # 1900-01-01 is a common stand-in for "no date": taken as the first day it would make 46,000
     # daily deliveries and as many partitions.
-    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
     source = _write(tmp_path / "orders.csv", [("1", "1900-01-01", "9"), ("2", "2025-12-30", "10"),
                                               ("3", "0", "4"), ("4", "1970-01-01 00:00:00", "1")])
-    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
+    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
     assert (prepared.first_day, prepared.unparseable_times, prepared.files_written) == (date(2025, 12, 30), 3, 3)
     with (tmp_path / "landing" / "online_orders" / "online_orders_2025-12-30.csv").open() as handle:
         assert sorted(r["ordered_at"] for r in csv.DictReader(handle)) == [
@@ -151,13 +145,15 @@ def test_a_whole_number_id_stored_as_a_float_keeps_the_id_it_stands_for(tmp_path
 
 
 def test_a_gbk_export_is_refused_with_the_option_to_use_and_read_with_it(tmp_path):
-    columns = parse_column_map("customer_id=cust,ordered_at=when,amount=spend")
     source = tmp_path / "orders.csv"
     source.write_bytes("cust,when,spend,备注\n1,2026-01-01,5元,张三\n2,2026-01-01,6元,李四\n".encode("gbk"))
     with pytest.raises(OrdersFileError, match=r"^orders.csv is not utf-8 text: if it is a GBK export, add --encoding gbk$"):
-        prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns)
-    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, columns, encoding="gbk")
+        prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
+    prepared = prepare(source, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS, encoding="gbk")
     assert (prepared.rows, prepared.unparseable_amounts) == (2, 0)
+    (tmp_path / "broken.csv").write_bytes(b"cust,when,spend\n1,2026-01-01,5\xff\xff\n")
+    with pytest.raises(OrdersFileError, match=r"^broken.csv is not gbk text \(near byte 30\)$"):
+        prepare(tmp_path / "broken.csv", date(2026, 1, 1), tmp_path / "landing2", CHANNEL, COLUMNS, encoding="gbk")
     with (tmp_path / "landing" / "online_orders" / "online_orders_2026-01-01.csv").open(encoding="utf-8") as handle:
         assert sorted(r["amount"] for r in csv.DictReader(handle)) == ["5元", "6元"]
 
@@ -165,14 +161,12 @@ def test_a_gbk_export_is_refused_with_the_option_to_use_and_read_with_it(tmp_pat
 def test_a_file_duckdb_cannot_read_is_refused_in_one_line(tmp_path):
     (tmp_path / "orders.parquet").write_text("cust,when,spend\n1,2026-01-01,5\n")
     with pytest.raises(OrdersFileError, match=r"^orders.parquet cannot be read: .*parquet"):
-        prepare(tmp_path / "orders.parquet", date(2026, 1, 1), tmp_path / "landing", CHANNEL,
-                parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+        prepare(tmp_path / "orders.parquet", date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
 
 
 def test_the_date_forms_the_readme_names_are_read(tmp_path):
     source = _write(tmp_path / "orders.csv", [("1", "2026/10/01", "5"), ("2", "20261002", "6"),
                                               ("3", "2026-10-03T10:00", "7"), ("4", "2026年10月4日", "8"),
                                               ("5", "2026-10-05 09:30", "9")])
-    prepared = prepare(source, date(2026, 10, 5), tmp_path / "landing", CHANNEL,
-                       parse_column_map("customer_id=cust,ordered_at=when,amount=spend"))
+    prepared = prepare(source, date(2026, 10, 5), tmp_path / "landing", CHANNEL, COLUMNS)
     assert (prepared.first_day, prepared.unparseable_times, prepared.files_written) == (date(2026, 10, 1), 0, 5)
