@@ -35,7 +35,7 @@ def load_or_create_key(data_dir: Path, warn: Callable[[str], None] = log.warning
         if len(key) < MIN_KEY_BYTES:
             # RFC 2104: keys shorter than the hash output weaken the HMAC; a short one can be guessed.
             warn(f"{KEY_ENV} is {len(key)} bytes long; use at least {MIN_KEY_BYTES} random bytes "
-                        "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
+                 "(e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)")
         return key
     path = data_dir / "secrets" / "hmac.key"
     if not path.exists():
