@@ -21,12 +21,12 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from data_quality.rules import q
 from orchestration.partitions import days_in_range
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.sources.catalog import load_catalog
 from orchestration.sources.demo_data import DemoConfig, generate
 from orchestration.sources.connectors import load_channel
-from orchestration.sources.rules import q
 
 SIZES = {
     "small": DemoConfig(customers=10_000, days=365),

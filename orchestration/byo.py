@@ -14,9 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.sources.catalog import Channel
-from orchestration.sources.files import CODECS, NotInEncoding, copy_as_utf8
-from orchestration.sources.rules import (
+from data_quality.rules import (
     blocklist_reason,
     cleaned_text,
     earliest_timestamp,
@@ -25,6 +23,8 @@ from orchestration.sources.rules import (
     parsed_timestamp,
     q,
 )
+from orchestration.sources.catalog import Channel
+from orchestration.sources.files import CODECS, NotInEncoding, copy_as_utf8
 
 # The channel an orders export is delivered as.
 ORDERS_CHANNEL = "online_orders"

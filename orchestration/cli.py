@@ -319,7 +319,7 @@ def quarantine_summary(warehouse: Path, shown: int = 3) -> str:
     """How many delivered rows the warehouse keeps aside, and the most common channel and reason."""
     import duckdb
 
-    from orchestration.sources.rules import lit, q
+    from data_quality.rules import lit, q
 
     try:
         con = duckdb.connect(str(warehouse), read_only=True)
@@ -368,7 +368,7 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     from orchestration.sources.catalog import load_catalog
     from orchestration.sources.errors import SourceError
     from orchestration.sources.landing import ensure_tables
-    from orchestration.sources.rules import earliest_timestamp
+    from data_quality.rules import earliest_timestamp
 
     if not args.as_of:
         print("--orders needs --as-of YYYY-MM-DD (the day the scores describe)", file=sys.stderr)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import duckdb
 
+from data_quality.rules import cleaned_text, lit, normalized_email, normalized_phone, q
 from orchestration.privacy import ensure_retired_keys
 from orchestration.sources.catalog import Channel
-from orchestration.sources.rules import cleaned_text, lit, normalized_email, normalized_phone, q
 from orchestration.warehouse import table_exists
 
 ID_TYPES = ("email", "phone", "member_id")

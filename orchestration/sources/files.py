@@ -21,10 +21,10 @@ from typing import BinaryIO
 import duckdb
 import fsspec
 
+from data_quality.rules import lit, q
 from orchestration.sources.catalog import Channel
 from orchestration.sources.errors import SourceError
 from orchestration.sources.landing import LoadResult, create_incoming, insert_incoming, land
-from orchestration.sources.rules import lit, q
 
 # Python codec per catalog encoding; utf-8-sig also reads files without a BOM.
 CODECS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "gbk": "gbk", "gb18030": "gb18030"}

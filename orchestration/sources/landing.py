@@ -16,10 +16,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from data_quality.rules import field_issues, judged, lit, parsed_timestamp, q
 from orchestration.erasure import drop_erased
 from orchestration.sources.catalog import Channel
 from orchestration.sources.errors import SourceError
-from orchestration.sources.rules import field_issues, judged, lit, parsed_timestamp, q
 
 METADATA_COLUMNS = "_partition_date DATE, _source_location VARCHAR, _source_row BIGINT"
 # Load columns every raw row must carry (see _require_load_columns).

@@ -1,4 +1,4 @@
-"""Ingest judges rows with SQL twins of the staging macros (orchestration/sources/rules.py): a
+"""Ingest judges rows with SQL twins of the staging macros (data_quality/rules.py): a
 value ingest accepts must be one staging can clean, and one it flags must be one staging drops.
 Here each twin and its macro, as dbt compiles it, read the same values."""
 
@@ -8,9 +8,7 @@ import subprocess
 import duckdb
 import pytest
 
-from orchestration.dbt_project import DBT_EXECUTABLE
-from orchestration.settings import DBT_PROJECT_DIR
-from orchestration.sources.rules import (
+from data_quality.rules import (
     blocklist_reason,
     cleaned_text,
     lit,
@@ -21,6 +19,8 @@ from orchestration.sources.rules import (
     parsed_integer,
     parsed_timestamp,
 )
+from orchestration.dbt_project import DBT_EXECUTABLE
+from orchestration.settings import DBT_PROJECT_DIR
 
 VALUES = [
     # emails

@@ -4,8 +4,7 @@ stand in for, and full-width digits fold whether or not the text holds other mul
 import duckdb
 import pytest
 
-from orchestration.sources.catalog import Channel, Rule
-from orchestration.sources.rules import (
+from data_quality.rules import (
     cleaned_text,
     is_email,
     is_phone,
@@ -14,6 +13,7 @@ from orchestration.sources.rules import (
     normalized_email,
     normalized_phone,
 )
+from orchestration.sources.catalog import Channel, Rule
 
 PHONES = ["13800138000", "+86 138-0013-8000", "８６１３８００１３８０００", "１３８００１３８０００", "8613800138000",
           "12345", "23800138000", "861380013800", "87 13800138000", "+1 415 555 0100", "", "电话13800138000"]

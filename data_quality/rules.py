@@ -1,16 +1,40 @@
-"""Row rules applied while landing: each produces a quarantine reason in SQL (set-based).
+"""Quarantine rules: the row rules ingest applies while landing, each producing a quarantine
+reason in SQL (set-based), and the SQL twins of the staging macros they rest on.
 
-The timestamp formats come from dbt_project.yml (vars.timestamp_formats), the same list the
-staging models parse with, so ingest never accepts a value staging cannot read."""
+The rules read the dbt project's vars (timestamp formats, amount shape, phone country code,
+identity blocklist), the same values the staging models clean with, so ingest never accepts a
+value staging cannot read. A channel's own rules are declared in its catalog entry and applied
+here with the generic ones."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Protocol
 
 import yaml
 
-from orchestration.settings import DBT_PROJECT_DIR
-from orchestration.sources.catalog import Channel
+# The dbt project beside this package: its vars are the rules' configuration.
+DBT_PROJECT_YML = Path(__file__).resolve().parent.parent / "dbt_project" / "dbt_project.yml"
+
+
+class ChannelRule(Protocol):
+    reason: str
+    when: str
+
+
+class Channel(Protocol):
+    """What the rules read of a channel's catalog entry."""
+
+    required: tuple[str, ...]
+    timestamps: tuple[str, ...]
+    amounts: tuple[str, ...]
+    integers: tuple[str, ...]
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+    flags: tuple[str, ...]
+    accepted_values: Mapping[str, tuple[str, ...]]
+    rules: tuple[ChannelRule, ...]
 
 # A timestamp later than its delivery day plus this many days is not believable.
 FUTURE_TOLERANCE_DAYS = 2
@@ -121,7 +145,7 @@ VALID_EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 
 @lru_cache(maxsize=1)
 def _project_vars() -> dict:
-    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
+    return yaml.safe_load(DBT_PROJECT_YML.read_text(encoding="utf-8"))["vars"]
 
 
 def cleaned_text(expr: str) -> str:
