@@ -89,18 +89,27 @@ select
     -- The earliest touch's channel, ties on time to the lower record key. A record key is
     -- "<channel>:<id>", so across channels the lower key is the lower "<channel>:" and the
     -- channels' first times decide: no per-touch comparison (at a million customers an
-    -- arg_min over (time, key) was half of this model's time).
+    -- arg_min over (time, key) was half of this model's time). A member registered before any
+    -- touch came through the CRM: a CRM export holds a member's current version, dated by its
+    -- latest edit, so the registration time, not the CRM touch, says when they were first seen.
     {%- set key_prefixes = [] %}
     {%- for channel in touchpoint_channels() %}{% do key_prefixes.append(channel ~ ':') %}{% endfor %}
+    {%- set registered_first = 'members.registered_at < activity.first_seen_at' %}
     case
+        when {{ registered_first }} then 'crm_members'
         {%- for prefix in key_prefixes | sort(case_sensitive=true) %}
         when activity.first_{{ prefix[:-1] }}_at = activity.first_seen_at then '{{ prefix[:-1] }}'
         {%- endfor %}
     end as acquisition_channel,
-    activity.first_seen_at,
+    case when {{ registered_first }} then members.registered_at else activity.first_seen_at end as first_seen_at,
     activity.last_seen_at,
     {%- for channel in touchpoint_channels() %}
+    {%- if channel == 'crm_members' %}
+    case when members.registered_at < activity.first_crm_members_at then members.registered_at
+        else activity.first_crm_members_at end as first_crm_members_at,
+    {%- else %}
     activity.first_{{ channel }}_at,
+    {%- endif %}
     activity.last_{{ channel }}_at,
     {%- endfor %}
     activity.last_login_at,
