@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
 from orchestration.byo import MAX_HISTORY_YEARS
-from orchestration.demo import crm_url, demo_source_systems, has_demo_systems
+from orchestration.demo import run_source_systems, unset_source_systems
 from orchestration.settings import DEFAULT_START_DATE, PROJECT_ROOT, Settings, SettingsError, is_url
 from orchestration.sources.demo_data import DemoConfig, generate
 from orchestration.sources.files import CODECS
@@ -157,10 +157,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     prepare_manifest(force=True)
     command = [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
                "-h", "127.0.0.1", "-p", str(args.port)]
-    if not has_demo_systems(settings):
-        return subprocess.call(command, cwd=PROJECT_ROOT, env=own_bin_first(os.environ))
-    with demo_source_systems(settings) as api_url:
-        print(f"demo helpdesk API at {api_url}; Dagster UI at http://127.0.0.1:{args.port}")
+    with run_source_systems(settings, own=True) as systems:
+        print("; ".join(systems + [f"Dagster UI at http://127.0.0.1:{args.port}"]))
         try:
             # The environment as the demo systems set it: their addresses and token.
             return subprocess.call(command, cwd=PROJECT_ROOT, env=own_bin_first(os.environ))
@@ -438,8 +436,8 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     finally:
         con.close()
     ops = {
-        "ml__churn_model": {"config": {"horizon_days": args.churn_horizon_days}},
-        "ml__customer_scores": {"config": {"clv_horizon_days": args.clv_horizon_days}},
+        "ml__churn_model": {"config": {"horizon_days": args.churn_horizon_days or ChurnConfig.horizon_days}},
+        "ml__customer_scores": {"config": {"clv_horizon_days": args.clv_horizon_days or ClvConfig.horizon_days}},
     }
     ok = materialize_range(prepared.first_day.isoformat(), args.as_of.isoformat(), job="orders_only", ops=ops)
     if not ok:
@@ -482,6 +480,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("--as-of, --since, --columns and --encoding describe an orders file: add --orders FILE, or leave "
               "them out for demo data", file=sys.stderr)
         return 2
+    if args.churn_horizon_days or args.clv_horizon_days:
+        # A demo or scheduled run takes its horizons from ml/config.py (or the assets' run config in the UI).
+        print("--churn-horizon-days and --clv-horizon-days apply to an orders run: add --orders FILE, or set the "
+              "horizons in ml/config.py (or as run config of ml/churn_model and ml/customer_scores in the UI)",
+              file=sys.stderr)
+        return 2
     config = _demo_config(args)
     error = unfinished_day_error(config.end_date, "--end-date")
     if error:
@@ -498,6 +502,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"the demo data goes to {settings.data_dir / 'landing'}, but CDP_LANDING_DIR is {settings.landing_dir}: "
               "unset it, or add --skip-generate to run on the files there", file=sys.stderr)
         return 2
+    unset = unset_source_systems(settings) if args.skip_generate else []
+    if unset:
+        print(f"{settings.data_dir} has no demo source systems to stand in for a CRM database and a helpdesk API: "
+              f"set {' and '.join(unset)} to your own (README: \"Pointing it at your own data\")", file=sys.stderr)
+        return 2
     warning = earlier_data_warning(settings.warehouse_path, first_day)
     if warning:
         print(warning, file=sys.stderr)
@@ -507,8 +516,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = generate(settings.data_dir, config, progress=True)
         print(f"demo data: {summary.people:,} people, {summary.files_written:,} files in {summary.landing_dir}")
     print(f"materialising every asset for {first_day} .. {config.end_date}")
-    with demo_source_systems(settings) as api_url:
-        print(f"demo CRM database: {crm_url(settings)}; demo helpdesk API: {api_url}")
+    # Demo data is read from the demo's systems; a run on delivered files from the systems the
+    # environment points at, the demo's standing in for the others.
+    with run_source_systems(settings, own=args.skip_generate) as systems:
+        print("; ".join(systems))
         ok = materialize_range(first_day.isoformat(), config.end_date.isoformat())
     if not ok:
         print("the run failed: details in the log above, or `make ui` → Runs", file=sys.stderr)
@@ -550,10 +561,11 @@ def main(argv: list[str] | None = None) -> int:
                            help="with --orders: the CSV's text encoding (default utf-8; gbk for many Chinese exports)")
             p.add_argument("--columns", help="with --orders: FIELD=COLUMN,... for customer_id, ordered_at, amount, "
                            "order_id (defaults: customer_id, order_time, amount; no order id)")
-            p.add_argument("--churn-horizon-days", type=_at_least_one, default=ChurnConfig.horizon_days,
-                           help="churn = no purchase within this many days")
-            p.add_argument("--clv-horizon-days", type=_at_least_one, default=ClvConfig.horizon_days,
-                           help="predicted purchases, spend and CLV over this many days")
+            p.add_argument("--churn-horizon-days", type=_at_least_one,
+                           help=f"with --orders: churn = no purchase within this many days (default {ChurnConfig.horizon_days})")
+            p.add_argument("--clv-horizon-days", type=_at_least_one,
+                           help=f"with --orders: predicted purchases, spend and CLV over this many days "
+                           f"(default {ClvConfig.horizon_days})")
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
     try:

@@ -225,6 +225,8 @@ def test_runs_refuse_a_day_that_is_not_over_and_options_of_the_other_kind_of_run
         (["run", "--orders", "orders.csv", "--as-of", "2026-10-31", "--since", "2026-11-01"],
          "--since 2026-11-01 is after --as-of 2026-10-31"),
         (["run", "--columns", "amount=total"], "add --orders FILE"),
+        (["run", "--churn-horizon-days", "60"], "--churn-horizon-days and --clv-horizon-days apply to an orders run"),
+        (["run", "--skip-generate", "--clv-horizon-days", "30"], "add --orders FILE, or set the horizons in ml/config.py"),
         (["run", "--orders", "orders.csv", "--as-of", "2026-10-31", "--days", "30", "--skip-generate"],
          "--days, --skip-generate shape the demo data"),
     ):
@@ -261,3 +263,42 @@ def test_the_summary_counts_the_rows_kept_aside_with_the_commonest_reasons(tmp_p
     assert quarantine_summary(warehouse) == (
         "10 (web_events: unknown event_type 5, online_orders: unknown currency 3, online_orders: unparseable amount "
         "in amount 1, and 1 more reason); each in quarantine.<channel> with its reason")
+
+
+def test_a_run_on_delivered_files_reads_the_users_systems_and_the_demos_only_for_the_others(monkeypatch, tmp_path):
+    from orchestration.demo import run_source_systems
+    from orchestration.settings import Settings
+    from orchestration.sources.demo_data import DemoConfig, generate
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CDP_CRM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("CDP_HELPDESK_URL", "http://127.0.0.1:9")
+    settings = Settings.from_env()
+    generate(settings.data_dir, DemoConfig(customers=3, days=2))
+
+    with run_source_systems(settings, own=True) as systems:
+        assert systems == [f"demo CRM database: sqlite:///{tmp_path / 'source_systems' / 'crm.sqlite'}",
+                           "helpdesk API: yours, from CDP_HELPDESK_URL"]
+        assert os.environ["CDP_HELPDESK_URL"] == "http://127.0.0.1:9"
+        assert os.environ["CDP_CRM_DATABASE_URL"] == f"sqlite:///{tmp_path / 'source_systems' / 'crm.sqlite'}"
+    assert "CDP_CRM_DATABASE_URL" not in os.environ
+
+    # Demo data is read from the demo's systems, whatever the environment points at.
+    with run_source_systems(settings, own=False) as systems:
+        assert systems[1].startswith("demo helpdesk API: http://127.0.0.1:")
+        assert os.environ["CDP_HELPDESK_URL"] != "http://127.0.0.1:9"
+    assert os.environ["CDP_HELPDESK_URL"] == "http://127.0.0.1:9"
+
+
+def test_a_run_on_delivered_files_without_source_systems_names_the_variables_to_set(capsys, monkeypatch, tmp_path):
+    from orchestration.cli import main
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.delenv("CDP_CRM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("CDP_HELPDESK_URL", "http://127.0.0.1:9")
+    assert main(["run", "--skip-generate", "--end-date", "2026-10-31", "--days", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "has no demo source systems" in err and "set CDP_CRM_DATABASE_URL to your own" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "dagster_home").exists()  # refused before anything was prepared
