@@ -3,7 +3,9 @@ amount) into daily deliveries of the `online_orders` channel, so the whole pipel
 rules and quarantine, identity, RFM, lifecycle, churn, CLV, checks, publish — runs on it.
 
 The user's customer id becomes the member id, which is what `customers.member_id` and
-`customer_scores.member_id` carry back out for joining."""
+`customer_scores.member_id` carry back out for joining. An id that is an email address or a phone
+number is personal data: it is delivered as the order's email or phone instead, matched as one, and
+published only as a keyed hash and masked, like every contact value."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from data_quality.rules import (
     blocklist_reason,
     cleaned_text,
     earliest_timestamp,
+    is_email,
+    is_phone,
     lit,
     parsed_amount,
     parsed_timestamp,
@@ -54,6 +58,8 @@ class PreparedOrders:
     placeholder_customer: int = 0
     placeholder_ids: tuple[str, ...] = ()
     before_since: int = 0
+    # Orders whose customer id is an email address or a phone number (delivered as such).
+    contact_customer: int = 0
 
 
 def parse_column_map(spec: str | None) -> dict[str, str | None]:
@@ -134,16 +140,22 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
         con.execute(f"""CREATE TEMP TABLE orders AS SELECT
                 {order_id} AS order_id,
                 coalesce(strftime(_ordered_at, '%Y-%m-%d %H:%M:%S'), {time_text}) AS ordered_at,
-                {_id_text(q(columns['customer_id']), types[columns['customer_id']])} AS member_id,
-                CAST(NULL AS VARCHAR) AS email, CAST(NULL AS VARCHAR) AS phone, CAST(NULL AS VARCHAR) AS device_id,
+                CASE WHEN NOT coalesce({is_email('_customer')} OR {is_phone('_customer')}, false) THEN _customer END
+                    AS member_id,
+                CASE WHEN {is_email('_customer')} THEN _customer END AS email,
+                CASE WHEN NOT {is_email('_customer')} AND {is_phone('_customer')} THEN _customer END AS phone,
+                CAST(NULL AS VARCHAR) AS device_id,
                 {amount_text} AS amount,
                 {parsed_amount(amount_text)} AS _amount,  -- as ingest will read it (NULL: quarantined)
                 CAST(NULL AS VARCHAR) AS currency,
                 CASE WHEN _amount < 0 THEN 'refunded' ELSE 'completed' END AS status,
-                CAST(_ordered_at AS DATE) AS _day
+                CAST(_ordered_at AS DATE) AS _day,
+                _customer
             FROM (SELECT *, CASE WHEN _parsed_at >= TIMESTAMP {lit(earliest_timestamp())} THEN _parsed_at END
                                 AS _ordered_at
-                  FROM (SELECT *, {_time(time_text)} AS _parsed_at FROM source))""")
+                  FROM (SELECT *, {_time(time_text)} AS _parsed_at,
+                               {_id_text(q(columns['customer_id']), types[columns['customer_id']])} AS _customer
+                        FROM source))""")
         if not con.execute("SELECT count(*) FROM orders").fetchone()[0]:
             raise OrdersFileError(f"{path.name} has no orders" + ("" if path.suffix.lower() == ".parquet" else ", only a header"))
         if columns.get("order_id"):
@@ -154,14 +166,15 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
             con.execute("DELETE FROM orders WHERE _day < ?", [since])
         placeholder = blocklist_reason("member_id", cleaned_text("member_id"))
         (rows, first_day, last_day, unparseable, without_customer, bad_amounts, examples, placeholders,
-         placeholder_values) = con.execute(
+         placeholder_values, contact_ids) = con.execute(
             "SELECT count(*), min(_day), max(_day), count(*) FILTER (WHERE _day IS NULL), "
-            "count(*) FILTER (WHERE nullif(trim(member_id), '') IS NULL), "
+            "count(*) FILTER (WHERE nullif(trim(_customer), '') IS NULL), "
             "count(*) FILTER (WHERE _amount IS NULL), "
             "(list(DISTINCT amount ORDER BY amount) FILTER (WHERE _amount IS NULL))[1:3], "
             f"count(*) FILTER (WHERE {placeholder} IS NOT NULL), "
             # Only values the blocklist names are shown: one matched by a pattern may be personal.
-            f"list(DISTINCT {cleaned_text('member_id')} ORDER BY 1) FILTER (WHERE {placeholder} = 'blocklisted value') "
+            f"list(DISTINCT {cleaned_text('member_id')} ORDER BY 1) FILTER (WHERE {placeholder} = 'blocklisted value'), "
+            "count(*) FILTER (WHERE email IS NOT NULL OR phone IS NOT NULL) "
             "FROM orders").fetchone()
         if rows and bad_amounts == rows:
             raise OrdersFileError(f"{path.name}: no amount could be read in column {columns['amount']!r} (e.g. "
@@ -200,7 +213,8 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
     finally:
         con.close()
     return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files, int(without_customer),
-                          int(bad_amounts), int(placeholders), tuple(placeholder_values or ()), int(before_since))
+                          int(bad_amounts), int(placeholders), tuple(placeholder_values or ()), int(before_since),
+                          int(contact_ids))
 
 
 def _id_text(column: str, column_type: str) -> str:

@@ -420,6 +420,10 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         print(f"{prepared.placeholder_customer:,} orders have a customer id{shown} the identity rules take for a "
               "placeholder (vars.identity.blocklist.member_id in dbt_project/dbt_project.yml): they count in the "
               "orders table, but in no customer's history or scores; remove the value there if it is a real customer")
+    if prepared.contact_customer:
+        print(f"{prepared.contact_customer:,} orders have a customer id that is an email address or a phone number: "
+              "it is matched as one and published only as a keyed hash and masked (customers.email_key, phone_key), "
+              "not as member_id")
     os.environ["CDP_START_DATE"] = prepared.first_day.isoformat()
     settings = Settings.from_env()
     _prepare_instance()
@@ -444,7 +448,8 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         print("the run failed: details in the log above, or `make ui` → Runs", file=sys.stderr)
         return 1
     print_summary(settings)
-    print("customer_scores.member_id is your customer id: join the scores back on it")
+    print("customer_scores.member_id is your customer id: join the scores back on it"
+          + (" (where it is not an email address or phone number)" if prepared.contact_customer else ""))
     return 0
 
 

@@ -53,15 +53,17 @@ def test_an_orders_export_runs_through_the_whole_pipeline(tmp_path):
 
 
 def test_an_export_too_small_to_fit_the_models_still_publishes_without_scores(tmp_path):
-    # Twelve customers, nine of them repeat buyers: one short of what Gamma-Gamma needs.
+    # Twelve customers, nine of them repeat buyers: one short of what Gamma-Gamma needs. Two are
+    # known by their email address or phone number, which must not reach the serve file in clear.
+    ids = [f"shop-{k}" for k in range(10)] + ["Buyer.Ten@Example.com", "+86 139-0013-9011"]
     orders = tmp_path / "orders.csv"
     with orders.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["customer_id", "order_time", "amount"])
-        for k in range(12):
-            writer.writerow([f"shop-{k}", f"2026-0{1 + k % 6}-1{k % 9} 10:00:00", 20 + k])
+        for k, customer in enumerate(ids):
+            writer.writerow([customer, f"2026-0{1 + k % 6}-1{k % 9} 10:00:00", 20 + k])
             if k < 9:
-                writer.writerow([f"shop-{k}", f"2026-0{7 + k % 3}-0{1 + k} 11:00:00", 30 + k])
+                writer.writerow([customer, f"2026-0{7 + k % 3}-0{1 + k} 11:00:00", 30 + k])
     env = {k: v for k, v in os.environ.items() if k not in ("CDP_START_DATE", "CDP_WAREHOUSE_PATH")}
     env.update(CDP_DATA_DIR=str(tmp_path / "data"), DAGSTER_HOME=str(tmp_path / "dagster_home"))
     done = subprocess.run(
@@ -71,13 +73,20 @@ def test_an_export_too_small_to_fit_the_models_still_publishes_without_scores(tm
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "scored customers  : none: too little purchase history" in done.stdout
     assert "to fit Gamma-Gamma, got 9" in done.stdout + done.stderr, "the run says what is missing"
+    assert "2 orders have a customer id that is an email address or a phone number" in done.stdout
     con = duckdb.connect(str(tmp_path / "data" / "serve.duckdb"), read_only=True)
     try:
         counts = con.execute("select (select count(*) from customers), (select count(*) from customer_rfm), "
                              "(select count(*) from customer_scores)").fetchone()
+        members = {m for (m,) in con.execute("select member_id from customers").fetchall()}
+        contacts = con.execute("select count(email_key), count(phone_key) from customers").fetchone()
     finally:
         con.close()
     assert counts == (12, 12, 0)
+    assert members == set(ids[:10]) | {None}
+    assert contacts == (1, 1)
+    served = (tmp_path / "data" / "serve.duckdb").read_bytes().lower()
+    assert b"buyer.ten@example.com" not in served and b"13900139011" not in served
 
 
 def test_a_warehouse_with_rows_ingest_did_not_write_stops_the_run_with_the_fix(tmp_path):

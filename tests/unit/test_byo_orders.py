@@ -170,3 +170,14 @@ def test_the_date_forms_the_readme_names_are_read(tmp_path):
                                               ("5", "2026-10-05 09:30", "9")])
     prepared = prepare(source, date(2026, 10, 5), tmp_path / "landing", CHANNEL, COLUMNS)
     assert (prepared.first_day, prepared.unparseable_times, prepared.files_written) == (date(2026, 10, 1), 0, 5)
+
+
+def test_a_customer_id_that_is_an_email_or_phone_is_delivered_as_one_not_as_a_member_id(tmp_path):
+    # A member id is published for joining back; an email or phone must leave only hashed and masked.
+    orders = _write(tmp_path / "orders.csv", [(" Ann@Example.com", "2026-01-01", "3"), ("138-0013-8000", "2026-01-01", "4"),
+                                              ("C-1001", "2026-01-01", "5"), ("", "2026-01-01", "6")])
+    prepared = prepare(orders, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
+    assert (prepared.contact_customer, prepared.without_customer) == (2, 1)
+    with (tmp_path / "landing" / "online_orders" / "online_orders_2026-01-01.csv").open() as handle:
+        rows = sorted((r["member_id"], r["email"], r["phone"]) for r in csv.DictReader(handle))
+    assert rows == [("", "", ""), ("", "", "138-0013-8000"), ("", " Ann@Example.com", ""), ("C-1001", "", "")]
