@@ -402,6 +402,10 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         return 2
     print(f"{prepared.rows:,} orders from {prepared.first_day} to {prepared.last_day} written as "
           f"{prepared.files_written} daily files in {settings.landing_dir}")
+    warning = earlier_data_warning(settings.warehouse_path, prepared.first_day,
+                                   f"Remove {settings.data_dir} (or set another CDP_DATA_DIR) to start afresh")
+    if warning:
+        print(warning, file=sys.stderr)
     if prepared.before_since:
         print(f"{prepared.before_since:,} orders before --since {args.since} are kept out of this run")
     if prepared.after_as_of:
@@ -453,8 +457,9 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     return 0
 
 
-def earlier_data_warning(warehouse: Path, first_day: date) -> str | None:
-    """A warning when the warehouse holds loads from before the demo's first day: an earlier run
+def earlier_data_warning(warehouse: Path, first_day: date,
+                         afresh: str = "`make clean` (or another CDP_DATA_DIR) starts afresh") -> str | None:
+    """A warning when the warehouse holds loads from before the run's first day: an earlier run
     over a longer range, whose days this run does not reload, so its results would mix both."""
     import duckdb
 
@@ -473,7 +478,7 @@ def earlier_data_warning(warehouse: Path, first_day: date) -> str | None:
     if earliest is None or earliest >= first_day:
         return None
     return (f"warning: the warehouse {warehouse} holds data from {earliest} on, before this run's first day "
-            f"{first_day}; the results will mix both runs. `make clean` (or another CDP_DATA_DIR) starts afresh.")
+            f"{first_day}; the results will mix both runs. {afresh}.")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -88,6 +88,16 @@ def test_an_export_too_small_to_fit_the_models_still_publishes_without_scores(tm
     served = (tmp_path / "data" / "serve.duckdb").read_bytes().lower()
     assert b"buyer.ten@example.com" not in served and b"13900139011" not in served
 
+    # The same file again from a later day: the earlier run's older days are still in the warehouse.
+    again = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "run", "--orders", str(orders), "--as-of", "2026-10-31",
+         "--since", "2026-07-01"],
+        env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert (f"holds data from 2026-01-10 on, before this run's first day 2026-07-01; the results will mix both runs. "
+            f"Remove {tmp_path / 'data'} (or set another CDP_DATA_DIR) to start afresh") in again.stderr
+
 
 def test_a_warehouse_with_rows_ingest_did_not_write_stops_the_run_with_the_fix(tmp_path):
     """`cdp run --orders` on a warehouse whose raw table holds rows without their load id says
