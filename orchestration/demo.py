@@ -12,6 +12,7 @@ from typing import Iterator
 
 from orchestration.settings import Settings
 from orchestration.sources import helpdesk_api
+from orchestration.sources.catalog import load_catalog
 from orchestration.sources.demo_crm_db import build_crm_database
 
 CRM_URL_ENV = "CDP_CRM_DATABASE_URL"
@@ -73,11 +74,13 @@ def run_source_systems(settings: Settings, *, own: bool) -> Iterator[list[str]]:
         with demo_source_systems(settings) as base_url:
             yield [f"demo CRM database: {crm_url(settings)}", f"demo helpdesk API: {base_url}"]
         return
-    demo = has_demo_systems(settings)
+    demo, needed = has_demo_systems(settings), source_system_variables()
     with ExitStack() as stack:
         lines = []
         for env, name, start in ((CRM_URL_ENV, "CRM database", _demo_crm), (HELPDESK_URL_ENV, "helpdesk API", _demo_helpdesk)):
-            if os.environ.get(env):
+            if env not in needed:
+                lines.append(f"{name}: not read (its channels are disabled in the catalog)")
+            elif os.environ.get(env):
                 lines.append(f"{name}: yours, from {env}")
             elif demo:
                 lines.append(f"demo {name}: {stack.enter_context(start(settings))}")
@@ -91,7 +94,13 @@ def unset_source_systems(settings: Settings) -> list[str]:
     environment does not point at, when the folder has no demo systems to stand in."""
     if has_demo_systems(settings):
         return []
-    return [env for env in (CRM_URL_ENV, HELPDESK_URL_ENV) if not os.environ.get(env)]
+    return [env for env in (CRM_URL_ENV, HELPDESK_URL_ENV) if env in source_system_variables() and not os.environ.get(env)]
+
+
+def source_system_variables() -> set[str]:
+    """The variables naming the source systems the catalog's enabled channels read."""
+    return {channel.options.get("url_env" if channel.connector == "sql" else "base_url_env")
+            for channel in load_catalog().values() if channel.enabled and channel.connector in ("sql", "rest")}
 
 
 def has_demo_systems(settings: Settings) -> bool:

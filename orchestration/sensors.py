@@ -58,7 +58,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, paths: PathsResource):
     if in_flight:
         # Its days are not materialised yet; asking again would load them twice.
         return dg.SkipReason(f"{in_flight} landing run(s) still queued or running")
-    file_channels = [c for c in load_catalog().values() if c.connector == "files"]
+    file_channels = [c for c in load_catalog().values() if c.connector == "files" and c.enabled]
+    if not file_channels:
+        return dg.SkipReason("no file channel is enabled in the catalog")
     anchor = dg.AssetKey(["raw", file_channels[0].name])
     done = context.instance.get_materialized_partitions(anchor)
     candidates = [d for d in daily_partitions.get_partition_keys() if d not in done]

@@ -26,6 +26,7 @@ from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.sources.catalog import Channel, load_catalog
 from orchestration.sources.connectors import load_channel
 from orchestration.sources.errors import SourceError
+from orchestration.sources.landing import ensure_tables
 
 CATALOG = load_catalog()
 DELIVERY = DeliveryRules()
@@ -43,7 +44,9 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         key=key,
         group_name="raw",
         kinds={"duckdb", channel.format or channel.connector},
-        description=f"{channel.description} Landed as delivered (text fields + load metadata); "
+        description=("Disabled in the catalog (enabled: false): nothing is loaded, its tables stay empty. "
+                     if not channel.enabled else "")
+        + f"{channel.description} Landed as delivered (text fields + load metadata); "
         f"unusable rows go to quarantine.{channel.name} with a reason.",
         partitions_def=daily_partitions,
         # Many days in one run: one read of all files instead of one run per day.
@@ -75,6 +78,8 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         ],
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PathsResource):
+        if not channel.enabled:
+            return _disabled(context, channel, warehouse)
         key_range = context.partition_key_range
         days = days_in_range(key_range.start, key_range.end)
         load_id = f"{channel.name}:{key_range.start}:{key_range.end}:{context.run.run_id[:8]}"
@@ -113,6 +118,19 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         )
 
     return _asset
+
+
+def _disabled(context: dg.AssetExecutionContext, channel: Channel, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """A channel the business does not have: its empty tables, for staging to read, and no judgement."""
+    with warehouse.get_connection() as con:
+        ensure_tables(con, channel)
+    context.log.info(f"{channel.name} is disabled in the catalog: nothing loaded")
+    return dg.MaterializeResult(
+        metadata={"enabled": False, "rows_received": 0, "notes": "disabled in the catalog (enabled: false)"},
+        check_results=[dg.AssetCheckResult(check_name=spec.name, passed=True,
+                                           description="not judged: the channel is disabled in the catalog")
+                       for spec in context.assets_def.check_specs],
+    )
 
 
 def load_counts(con, channel: str, load_id: str) -> tuple[int, int, int]:

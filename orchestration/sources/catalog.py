@@ -58,6 +58,8 @@ class Channel:
     belongs_to: tuple[str, str] | None = None
     # sql / rest: connection settings as declared (env-var names resolved by the connectors)
     options: dict = field(default_factory=dict)
+    # A channel the business does not have: nothing is loaded or awaited, its tables stay empty.
+    enabled: bool = True
 
     def source_name(self, column: str) -> str:
         return self.source_names.get(column, column)
@@ -102,9 +104,12 @@ def _channel(name: str, spec: dict) -> Channel:
             options={k: v for k, v in spec.items() if k in ("url", "url_env", "table", "cursor", "base_url",
                                                            "base_url_env", "endpoint", "token_env", "pagination",
                                                            "page_size")},
+            enabled=spec.get("enabled", True),
         )
     except KeyError as missing:
         raise CatalogError(f"catalog channel {name!r} lacks {missing}") from None
+    if not isinstance(channel.enabled, bool):
+        raise CatalogError(f"catalog channel {name!r}: enabled must be true or false, not {channel.enabled!r}")
     if channel.connector not in CONNECTORS:
         raise CatalogError(f"catalog channel {name!r}: connector {channel.connector!r} is not one of {CONNECTORS}")
     if channel.connector == "files":
