@@ -349,7 +349,15 @@ def ui_command(settings: Settings) -> str:
 
     data_dir = PROJECT_ROOT / "data"
     differing = {"CDP_DATA_DIR": (str(settings.data_dir), str(data_dir)),
-                 "DAGSTER_HOME": (os.environ.get("DAGSTER_HOME", ""), str(data_dir / "dagster_home"))}
+                 # make derives it from CDP_DATA_DIR.
+                 "DAGSTER_HOME": (os.environ.get("DAGSTER_HOME", ""), str(settings.data_dir / "dagster_home")),
+                 # Paths set apart from the data folder (e.g. your own landing folder).
+                 "CDP_LANDING_DIR": (str(settings.landing_dir), str(settings.data_dir / "landing")),
+                 "CDP_WAREHOUSE_PATH": (str(settings.warehouse_path), str(settings.data_dir / "warehouse.duckdb")),
+                 "CDP_SERVE_PATH": (str(settings.serve_path), str(settings.data_dir / "serve.duckdb")),
+                 "CDP_MODEL_DIR": (str(settings.model_dir), str(settings.data_dir / "models")),
+                 "CDP_ERASURE_REQUESTS": (str(settings.erasure_requests),
+                                          str(settings.data_dir / "privacy" / "erasure_requests.csv"))}
     if settings.start_date.isoformat() < DEFAULT_START_DATE:  # later days are among make's partitions anyway
         differing["CDP_START_DATE"] = (settings.start_date.isoformat(), DEFAULT_START_DATE)
     return " ".join([f"{name}={shlex.quote(used)}" for name, (used, default) in differing.items()

@@ -184,13 +184,21 @@ def test_the_summary_names_the_ui_command_that_shows_this_runs_instance_and_days
     from orchestration.cli import ui_command
     from orchestration.settings import PROJECT_ROOT, Settings
 
+    for path in ("CDP_LANDING_DIR", "CDP_WAREHOUSE_PATH", "CDP_SERVE_PATH", "CDP_MODEL_DIR", "CDP_ERASURE_REQUESTS"):
+        monkeypatch.delenv(path, raising=False)
     monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT / "data" / "dagster_home"))
-    demo = dataclasses.replace(Settings.from_env(), data_dir=PROJECT_ROOT / "data", start_date=date(2026, 8, 2))
+    monkeypatch.setenv("CDP_DATA_DIR", str(PROJECT_ROOT / "data"))
+    demo = dataclasses.replace(Settings.from_env(), start_date=date(2026, 8, 2))
     assert ui_command(demo) == "make ui"
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "byo" / "dagster_home"))
-    orders = dataclasses.replace(demo, data_dir=tmp_path / "byo", start_date=date(1997, 1, 1))
-    assert ui_command(orders) == (f"CDP_DATA_DIR={tmp_path / 'byo'} DAGSTER_HOME={tmp_path / 'byo' / 'dagster_home'} "
-                                  "CDP_START_DATE=1997-01-01 make ui")
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "byo"))
+    orders = dataclasses.replace(Settings.from_env(), start_date=date(1997, 1, 1))
+    assert ui_command(orders) == f"CDP_DATA_DIR={tmp_path / 'byo'} CDP_START_DATE=1997-01-01 make ui"
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    assert ui_command(orders).startswith(f"CDP_DATA_DIR={tmp_path / 'byo'} DAGSTER_HOME={tmp_path / 'elsewhere'} ")
+    monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT / "data" / "dagster_home"))
+    own = dataclasses.replace(demo, landing_dir=str(tmp_path / "exports"), serve_path=tmp_path / "bi" / "serve.duckdb")
+    assert ui_command(own) == f"CDP_LANDING_DIR={tmp_path / 'exports'} CDP_SERVE_PATH={tmp_path / 'bi' / 'serve.duckdb'} make ui"
 
 
 def test_the_newest_day_a_run_can_cover_is_dagsters_newest_daily_partition():
