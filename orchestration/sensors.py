@@ -35,6 +35,11 @@ def days_ready(landing: str, channels: list[Channel], candidate_days: list[str])
     ]
 
 
+def awaited_file_channels(catalog: dict[str, Channel]) -> list[Channel]:
+    """The file channels a delivery day waits for: the enabled ones (a disabled channel never delivers)."""
+    return [c for c in catalog.values() if c.connector == "files" and c.enabled]
+
+
 def consecutive_ranges(days: list[str]) -> list[tuple[str, str]]:
     """ISO days grouped into (first, last) runs of consecutive calendar days."""
     ranges: list[tuple[str, str]] = []
@@ -58,7 +63,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, paths: PathsResource):
     if in_flight:
         # Its days are not materialised yet; asking again would load them twice.
         return dg.SkipReason(f"{in_flight} landing run(s) still queued or running")
-    file_channels = [c for c in load_catalog().values() if c.connector == "files" and c.enabled]
+    file_channels = awaited_file_channels(load_catalog())
     if not file_channels:
         return dg.SkipReason("no file channel is enabled in the catalog")
     anchor = dg.AssetKey(["raw", file_channels[0].name])

@@ -1,5 +1,7 @@
 from datetime import date, timedelta
 
+import pytest
+
 from data_quality.delivery import (
     DeliveryRules,
     acceptance_verdict,
@@ -103,6 +105,7 @@ def test_a_load_step_judges_its_newest_day_from_raw_and_quarantine():
     assert not results["mostly_accepted"].passed and "90 of 100 rows quarantined" in results["mostly_accepted"].description
 
 
+@pytest.mark.filterwarnings("ignore:Parameter `backfill_policy`")  # as orchestration/assets/ingest.py does
 def test_a_channel_disabled_in_the_catalog_loads_nothing_and_leaves_staging_empty_tables(tmp_path):
     import dataclasses
 
@@ -140,7 +143,6 @@ def test_a_channel_disabled_in_the_catalog_loads_nothing_and_leaves_staging_empt
 
 
 def test_the_catalog_refuses_an_enabled_flag_that_is_not_true_or_false(tmp_path):
-    import pytest
     import yaml
 
     from orchestration.sources.catalog import CATALOG_PATH, CatalogError, load_catalog

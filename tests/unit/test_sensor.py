@@ -3,7 +3,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from orchestration.resources import PathsResource
-from orchestration.sensors import SENSOR_NAME_TAG, consecutive_ranges, days_ready, landing_sensor
+from orchestration.sensors import SENSOR_NAME_TAG, awaited_file_channels, consecutive_ranges, days_ready, landing_sensor
 from orchestration.sources.catalog import load_catalog
 
 FILE_CHANNELS = [c for c in load_catalog().values() if c.connector == "files"]
@@ -22,6 +22,17 @@ def test_a_day_is_ready_only_when_every_file_channel_delivered(tmp_path):
     _land(tmp_path, "2026-10-01")
     _land(tmp_path, "2026-10-02", skip="order_lines")  # one channel has not delivered day 2 yet
     assert days_ready(str(tmp_path), FILE_CHANNELS, ["2026-10-01", "2026-10-02", "2026-10-03"]) == ["2026-10-01"]
+
+
+def test_a_channel_disabled_in_the_catalog_is_not_awaited(tmp_path):
+    import dataclasses
+
+    catalog = load_catalog()
+    catalog["order_lines"] = dataclasses.replace(catalog["order_lines"], enabled=False)
+    channels = awaited_file_channels(catalog)
+    assert "order_lines" not in {c.name for c in channels} and "web_events" in {c.name for c in channels}
+    _land(tmp_path, "2026-10-01", skip="order_lines")
+    assert days_ready(str(tmp_path), channels, ["2026-10-01"]) == ["2026-10-01"]
 
 
 def test_days_group_into_ranges_of_consecutive_days():
