@@ -522,8 +522,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     unset = unset_source_systems(settings) if args.skip_generate else []
     if unset:
-        print(f"{settings.data_dir} has no demo source systems to stand in for a CRM database and a helpdesk API: "
-              f"set {' and '.join(unset)} to your own (README: \"Pointing it at your own data\")", file=sys.stderr)
+        print(f"{settings.data_dir} has no demo source systems to stand in for yours: set {' and '.join(unset)}, or "
+              "disable the channels you do not have in the catalog (README: \"Pointing it at your own data\")",
+              file=sys.stderr)
         return 2
     warning = earlier_data_warning(settings.warehouse_path, first_day)
     if warning:

@@ -307,6 +307,6 @@ def test_a_run_on_delivered_files_without_source_systems_names_the_variables_to_
     monkeypatch.setenv("CDP_HELPDESK_URL", "http://127.0.0.1:9")
     assert main(["run", "--skip-generate", "--end-date", "2026-10-31", "--days", "2"]) == 2
     err = capsys.readouterr().err
-    assert "has no demo source systems" in err and "set CDP_CRM_DATABASE_URL to your own" in err
+    assert "has no demo source systems to stand in for yours: set CDP_CRM_DATABASE_URL, or disable" in err
     assert "Traceback" not in err
     assert not (tmp_path / "dagster_home").exists()  # refused before anything was prepared
