@@ -394,9 +394,11 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         return 2
     os.environ.setdefault("CDP_DATA_DIR", str(PROJECT_ROOT / "data" / "byo"))
     settings = Settings.from_env()
-    if is_url(settings.landing_dir):
-        print(f"--orders writes daily files to a local folder, and CDP_LANDING_DIR is {settings.landing_dir}: "
-              "unset it or name a folder", file=sys.stderr)
+    if settings.landing_dir != settings.data_dir / "landing":
+        # The run replaces the orders channel's files in its landing folder: never a folder of your exports.
+        print(f"--orders writes its own daily files under {settings.data_dir / 'landing'}, and CDP_LANDING_DIR is "
+              f"{settings.landing_dir}: unset it for an orders run (set CDP_DATA_DIR to choose the folder)",
+              file=sys.stderr)
         return 2
     catalog = load_catalog()
     channel = catalog[ORDERS_CHANNEL]

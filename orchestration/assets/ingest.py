@@ -121,12 +121,17 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
 
 
 def _disabled(context: dg.AssetExecutionContext, channel: Channel, warehouse: DuckDBResource) -> dg.MaterializeResult:
-    """A channel the business does not have: its empty tables, for staging to read, and no judgement."""
+    """A channel the business does not have (or no longer has): its tables for staging to read, no
+    new rows and no judgement. Rows loaded while it was enabled stay (a discontinued channel's
+    history), and are counted so a stale leftover is seen."""
     with warehouse.get_connection() as con:
         ensure_tables(con, channel)
-    context.log.info(f"{channel.name} is disabled in the catalog: nothing loaded")
+        kept = con.execute(f"select count(*) from raw.{channel.name}").fetchone()[0]
+    context.log.info(f"{channel.name} is disabled in the catalog: nothing loaded"
+                     + (f"; raw.{channel.name} keeps {kept:,} rows loaded before" if kept else ""))
     return dg.MaterializeResult(
-        metadata={"enabled": False, "rows_received": 0, "notes": "disabled in the catalog (enabled: false)"},
+        metadata={"enabled": False, "rows_received": 0, "rows_kept_from_earlier_loads": kept,
+                  "notes": "disabled in the catalog (enabled: false)"},
         check_results=[dg.AssetCheckResult(check_name=spec.name, passed=True,
                                            description="not judged: the channel is disabled in the catalog")
                        for spec in context.assets_def.check_specs],

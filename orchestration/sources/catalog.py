@@ -129,4 +129,11 @@ def _channel(name: str, spec: dict) -> Channel:
 
 def load_catalog(path: Path = CATALOG_PATH) -> dict[str, Channel]:
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {name: _channel(name, spec) for name, spec in (raw.get("channels") or {}).items()}
+    catalog = {name: _channel(name, spec) for name, spec in (raw.get("channels") or {}).items()}
+    for channel in catalog.values():
+        parent = catalog.get(channel.belongs_to[0]) if channel.belongs_to else None
+        # A child's records are joined, and erased, through its parent's.
+        if channel.enabled and parent is not None and not parent.enabled:
+            raise CatalogError(f"catalog channel {channel.name!r} belongs to {parent.name!r}, which is disabled: "
+                               f"disable {channel.name!r} too, or enable {parent.name!r}")
+    return catalog

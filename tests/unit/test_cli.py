@@ -310,3 +310,16 @@ def test_a_run_on_delivered_files_without_source_systems_names_the_variables_to_
     assert "has no demo source systems to stand in for yours: set CDP_CRM_DATABASE_URL, or disable" in err
     assert "Traceback" not in err
     assert not (tmp_path / "dagster_home").exists()  # refused before anything was prepared
+
+
+def test_an_orders_run_never_clears_a_landing_folder_of_your_own(capsys, monkeypatch, tmp_path):
+    from orchestration.cli import main
+
+    exports = tmp_path / "exports" / "online_orders"
+    exports.mkdir(parents=True)
+    (exports / "online_orders_2026-10-01.csv").write_text("order_id\n")
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "byo"))
+    monkeypatch.setenv("CDP_LANDING_DIR", str(tmp_path / "exports"))
+    assert main(["run", "--orders", str(tmp_path / "missing.csv"), "--as-of", "2026-10-31"]) == 2
+    assert f"and CDP_LANDING_DIR is {tmp_path / 'exports'}: unset it for an orders run" in capsys.readouterr().err
+    assert (exports / "online_orders_2026-10-01.csv").exists()

@@ -133,6 +133,7 @@ def test_a_channel_disabled_in_the_catalog_loads_nothing_and_leaves_staging_empt
     assert result.success
     [materialization] = result.asset_materializations_for_node(result.all_node_events[0].node_name)
     assert materialization.metadata["enabled"].value is False
+    assert materialization.metadata["rows_kept_from_earlier_loads"].value == 0
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 4 and all(c.passed for c in checks)
     assert {c.description for c in checks} == {"not judged: the channel is disabled in the catalog"}
@@ -142,7 +143,7 @@ def test_a_channel_disabled_in_the_catalog_loads_nothing_and_leaves_staging_empt
     con.close()
 
 
-def test_the_catalog_refuses_an_enabled_flag_that_is_not_true_or_false(tmp_path):
+def test_the_catalog_refuses_an_enabled_flag_that_is_not_true_or_false_and_a_child_of_a_disabled_channel(tmp_path):
     import yaml
 
     from orchestration.sources.catalog import CATALOG_PATH, CatalogError, load_catalog
@@ -154,3 +155,12 @@ def test_the_catalog_refuses_an_enabled_flag_that_is_not_true_or_false(tmp_path)
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(CatalogError, match="enabled must be true or false, not 'no'"):
         load_catalog(path)
+    # A child channel's records are joined and erased through its parent's.
+    spec["channels"]["social_interactions"]["enabled"] = True
+    spec["channels"]["online_orders"]["enabled"] = False
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(CatalogError, match="'order_lines' belongs to 'online_orders', which is disabled"):
+        load_catalog(path)
+    spec["channels"]["order_lines"]["enabled"] = False
+    path.write_text(yaml.safe_dump(spec))
+    assert not load_catalog(path)["order_lines"].enabled
