@@ -20,9 +20,12 @@ from data_quality.rules import (
     blocklist_reason,
     cleaned_text,
     earliest_timestamp,
+    folded_digits,
     is_email,
     is_phone,
     lit,
+    normalized_email,
+    normalized_phone,
     parsed_amount,
     parsed_timestamp,
     q,
@@ -140,19 +143,20 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
         con.execute(f"""CREATE TEMP TABLE orders AS SELECT
                 {order_id} AS order_id,
                 coalesce(strftime(_ordered_at, '%Y-%m-%d %H:%M:%S'), {time_text}) AS ordered_at,
-                CASE WHEN NOT coalesce({is_email('_customer')} OR {is_phone('_customer')}, false) THEN _customer END
-                    AS member_id,
-                CASE WHEN {is_email('_customer')} THEN _customer END AS email,
-                CASE WHEN NOT {is_email('_customer')} AND {is_phone('_customer')} THEN _customer END AS phone,
+                CASE WHEN _kind = 'member' THEN _customer END AS member_id,
+                CASE WHEN _kind = 'email' THEN _customer END AS email,
+                CASE WHEN _kind = 'phone' THEN _customer END AS phone,
                 CAST(NULL AS VARCHAR) AS device_id,
                 {amount_text} AS amount,
                 {parsed_amount(amount_text)} AS _amount,  -- as ingest will read it (NULL: quarantined)
                 CAST(NULL AS VARCHAR) AS currency,
                 CASE WHEN _amount < 0 THEN 'refunded' ELSE 'completed' END AS status,
                 CAST(_ordered_at AS DATE) AS _day,
-                _customer
+                _customer,
+                _kind
             FROM (SELECT *, CASE WHEN _parsed_at >= TIMESTAMP {lit(earliest_timestamp())} THEN _parsed_at END
-                                AS _ordered_at
+                                AS _ordered_at,
+                         {_id_kind('_customer')} AS _kind
                   FROM (SELECT *, {_time(time_text)} AS _parsed_at,
                                {_id_text(q(columns['customer_id']), types[columns['customer_id']])} AS _customer
                         FROM source))""")
@@ -164,7 +168,17 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
         if since:
             before_since = con.execute("SELECT count(*) FROM orders WHERE _day < ?", [since]).fetchone()[0]
             con.execute("DELETE FROM orders WHERE _day < ?", [since])
-        placeholder = blocklist_reason("member_id", cleaned_text("member_id"))
+        unreadable_contacts = con.execute("SELECT count(*) FROM orders WHERE _kind = 'contact'").fetchone()[0]
+        if unreadable_contacts:
+            # Values not shown: they are personal data.
+            raise OrdersFileError(
+                f"{path.name}: {unreadable_contacts:,} order(s) have a customer id in column {columns['customer_id']!r} "
+                "that looks like an email address or a phone number the pipeline cannot read as one (an address "
+                "without a domain, a number outside +86): as a member id it would reach the serve file in clear. "
+                "Map a customer number instead (--columns customer_id=...), or mend those ids")
+        placeholder = (f"coalesce({blocklist_reason('member_id', cleaned_text('member_id'))}, "
+                       f"{blocklist_reason('email', normalized_email('email'))}, "
+                       f"{blocklist_reason('phone', normalized_phone('phone'))})")
         (rows, first_day, last_day, unparseable, without_customer, bad_amounts, examples, placeholders,
          placeholder_values, contact_ids) = con.execute(
             "SELECT count(*), min(_day), max(_day), count(*) FILTER (WHERE _day IS NULL), "
@@ -173,7 +187,8 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
             "(list(DISTINCT amount ORDER BY amount) FILTER (WHERE _amount IS NULL))[1:3], "
             f"count(*) FILTER (WHERE {placeholder} IS NOT NULL), "
             # Only values the blocklist names are shown: one matched by a pattern may be personal.
-            f"list(DISTINCT {cleaned_text('member_id')} ORDER BY 1) FILTER (WHERE {placeholder} = 'blocklisted value'), "
+            f"list(DISTINCT {cleaned_text('member_id')} ORDER BY 1) "
+            f"FILTER (WHERE {blocklist_reason('member_id', cleaned_text('member_id'))} = 'blocklisted value'), "
             "count(*) FILTER (WHERE email IS NOT NULL OR phone IS NOT NULL) "
             "FROM orders").fetchone()
         if rows and bad_amounts == rows:
@@ -224,6 +239,19 @@ def _id_text(column: str, column_type: str) -> str:
         return (f"CASE WHEN {column} = trunc({column}) AND abs({column}) < 1e18 "
                 f"THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END")
     return f"CAST({column} AS VARCHAR)"
+
+
+def _id_kind(text: str) -> str:
+    """What a customer id is: 'email' or 'phone' when staging reads it as one (it is then
+    delivered as such, so it leaves only hashed and masked), 'contact' when it looks like one
+    staging cannot read (refused: as a member id it would be published in clear), else 'member'."""
+    folded = folded_digits(f"trim({text})")
+    phone_shaped = f"regexp_full_match({folded}, '[+]?[0-9][0-9 ().-]{{5,}}[0-9]')"
+    foreign = f"regexp_matches({folded}, '^[+]') AND NOT regexp_matches({folded}, '^[+] ?86')"
+    return (f"CASE WHEN {is_email(text)} THEN 'email' "
+            f"WHEN {phone_shaped} AND NOT ({foreign}) AND {is_phone(text)} THEN 'phone' "
+            f"WHEN contains({text}, '@') OR ({phone_shaped} AND {foreign}) THEN 'contact' "
+            "ELSE 'member' END")
 
 
 def _years_before(day: date, years: int) -> date:

@@ -432,7 +432,7 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     if prepared.placeholder_customer:
         shown = f" ({', '.join(repr(v) for v in prepared.placeholder_ids)})" if prepared.placeholder_ids else ""
         print(f"{prepared.placeholder_customer:,} orders have a customer id{shown} the identity rules take for a "
-              "placeholder (vars.identity.blocklist.member_id in dbt_project/dbt_project.yml): they count in the "
+              "placeholder (vars.identity.blocklist and blocklist_patterns in dbt_project/dbt_project.yml): they count in the "
               "orders table, but in no customer's history or scores; remove the value there if it is a real customer")
     if prepared.contact_customer:
         print(f"{prepared.contact_customer:,} orders have a customer id that is an email address or a phone number: "

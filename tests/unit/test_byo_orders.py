@@ -181,3 +181,22 @@ def test_a_customer_id_that_is_an_email_or_phone_is_delivered_as_one_not_as_a_me
     with (tmp_path / "landing" / "online_orders" / "online_orders_2026-01-01.csv").open() as handle:
         rows = sorted((r["member_id"], r["email"], r["phone"]) for r in csv.DictReader(handle))
     assert rows == [("", "", ""), ("", "", "138-0013-8000"), ("", " Ann@Example.com", ""), ("C-1001", "", "")]
+
+
+def test_a_customer_id_is_a_phone_only_when_it_reads_as_one_and_unreadable_contacts_are_refused(tmp_path):
+    rows = [("C10023456789", "2026-01-01", "3"), ("CUST-15912345678", "2026-01-01", "4"), ("１３８００１３８０００", "2026-01-01", "5"),
+            ("+86 139 0013 9011", "2026-01-01", "6"), ("noemail@example.com", "2026-01-01", "7"), ("13800000000", "2026-01-01", "8")]
+    prepared = prepare(_write(tmp_path / "orders.csv", rows), date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
+    with (tmp_path / "landing" / "online_orders" / "online_orders_2026-01-01.csv").open() as handle:
+        kinds = {r["member_id"] or r["email"] or r["phone"]: ("member" if r["member_id"] else "email" if r["email"] else "phone")
+                 for r in csv.DictReader(handle)}
+    assert kinds == {"C10023456789": "member", "CUST-15912345678": "member", "１３８００１３８０００": "phone",
+                     "+86 139 0013 9011": "phone", "noemail@example.com": "email", "13800000000": "phone"}
+    # The blocklist's placeholder email and phone belong to no customer, and say so.
+    assert (prepared.contact_customer, prepared.placeholder_customer) == (4, 2)
+    for personal in ("+44 20 7946 0958", "+1 415 555 0100", "frank @example.com", "dave@localhost"):
+        orders = _write(tmp_path / "more.csv", rows + [(personal, "2026-01-01", "9")])
+        with pytest.raises(OrdersFileError, match="1 order.s. have a customer id in column 'cust' that looks like an "
+                                                   "email address or a phone number") as refused:
+            prepare(orders, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
+        assert personal not in str(refused.value)
