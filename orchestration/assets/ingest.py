@@ -85,7 +85,8 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         load_id = f"{channel.name}:{key_range.start}:{key_range.end}:{context.run.run_id[:8]}"
         try:
             with warehouse.get_connection() as con:
-                result = load_channel(con, channel, days, load_id, paths.landing_dir, Path(paths.data_dir))
+                first_load = key_range.start == daily_partitions.get_first_partition_window().start.date().isoformat()
+                result = load_channel(con, channel, days, load_id, paths.landing_dir, Path(paths.data_dir), first_load)
                 judged_from = time.perf_counter()
                 newest = date.fromisoformat(key_range.end)
                 received, accepted, quarantined = load_counts(con, channel.name, load_id)

@@ -14,9 +14,15 @@ from orchestration.sources.errors import SourceError
 from orchestration.sources.landing import LoadResult, create_incoming, land, stage_frames
 
 
-def _window(days: list[str]) -> tuple[datetime, datetime]:
-    """[first day 00:00, day after the last 00:00) in UTC: the cursor window of a partition range."""
-    start = datetime.combine(date.fromisoformat(min(days)), dtime())
+# The cursor window of a load from the first partition day opens here: what the source changed
+# before the pipeline's first day (members last edited years ago) belongs to that first load.
+HISTORY_START = datetime(1970, 1, 1)
+
+
+def _window(days: list[str], first_load: bool = False) -> tuple[datetime, datetime]:
+    """[first day 00:00, day after the last 00:00) in UTC: the cursor window of a partition range,
+    open at the start for the load of the pipeline's first day."""
+    start = HISTORY_START if first_load else datetime.combine(date.fromisoformat(min(days)), dtime())
     return start, datetime.combine(date.fromisoformat(max(days)) + timedelta(days=1), dtime())
 
 
@@ -38,13 +44,15 @@ def rest_source(channel: Channel) -> rest.RestSource:
 
 def load_channel(
     con: duckdb.DuckDBPyConnection, channel: Channel, days: list[str], load_id: str, landing_dir: str | Path,
-    data_dir: Path
+    data_dir: Path, first_load: bool = False
 ) -> LoadResult:
-    """Load `days` of one channel, whatever its connector; raises SourceError naming the source."""
+    """Load `days` of one channel, whatever its connector; raises SourceError naming the source.
+    A database's or API's load from the pipeline's first day (`first_load`) also takes every row
+    changed before it, on that first day: a CRM holds members last edited long before."""
     if channel.connector == "files":
         return files.load_partition(con, channel, landing_dir, days, load_id)
     started = time.monotonic()
-    since, until = _window(days)
+    since, until = _window(days, first_load)
     if channel.connector == "sql":
         source = sql_source(channel, data_dir)
         frames = sql.fetch_window(source, list(channel.columns), since, until)

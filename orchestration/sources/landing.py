@@ -188,8 +188,9 @@ def land(con: duckdb.DuckDBPyConnection, channel: Channel, result: LoadResult, s
 def stage_frames(con: duckdb.DuckDBPyConnection, channel: Channel, frames, cursor_field: str, first_day: str,
                  batch_rows: int = 50_000) -> int:
     """Stage connector frames (the channel's fields as text + _source_location) into _incoming.
-    A row's partition day is the day of its cursor value; rows whose cursor does not parse keep
-    the window's first day (so a re-load still replaces them) and are judged by the row rules.
+    A row's partition day is the day of its cursor value, and at the earliest the window's first
+    day: rows whose cursor does not parse, or lies before it (a first load's history), keep that
+    day, so a re-load still replaces them; the row rules judge them.
     Frames go in batches of about `batch_rows`: an API's pages are small, and one insert per
     page cost more than the page itself."""
     select = ", ".join(q(c) for c in channel.columns)
@@ -199,7 +200,8 @@ def stage_frames(con: duckdb.DuckDBPyConnection, channel: Channel, frames, curso
         try:
             insert_incoming(
                 con, channel,
-                f"SELECT {select}, coalesce(CAST({parsed_timestamp(q(cursor_field))} AS DATE), DATE {lit(first_day)}), "
+                f"SELECT {select}, greatest(coalesce(CAST({parsed_timestamp(q(cursor_field))} AS DATE), "
+                f"DATE {lit(first_day)}), DATE {lit(first_day)}), "
                 "_source_location, _source_row FROM _frame",
             )
         finally:

@@ -256,3 +256,29 @@ def test_build_crm_database_keeps_the_latest_version_of_each_member(db, tmp_path
     assert frame[["member_id", "city", "consent_email"]].values.tolist() == [
         ["M1", "Beijing", "false"], ["M3", "Guangzhou", "false"],
     ]
+
+
+def test_the_first_days_load_takes_the_members_last_edited_before_it_and_a_reload_replaces_them(monkeypatch, tmp_path):
+    import duckdb
+
+    from orchestration.sources.catalog import load_catalog
+    from orchestration.sources.connectors import load_channel
+    from orchestration.sources.landing import ensure_tables
+
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    _create(url, "members", [_member("M1", datetime(2019, 6, 1, 9)), _member("M2", DAY1 + timedelta(hours=9))])
+    monkeypatch.setenv("CDP_CRM_DATABASE_URL", url)
+    channel = load_catalog()["crm_members"]
+    con = duckdb.connect()
+    ensure_tables(con, channel)
+
+    def raw():
+        return con.execute("select member_id, _partition_date::varchar from raw.crm_members order by 1").fetchall()
+
+    # A later range reads its own window only.
+    load_channel(con, channel, ["2026-01-01"], "later", tmp_path, tmp_path)
+    assert raw() == [("M2", "2026-01-01")]
+    # The pipeline's first day: the member untouched since 2019 is part of its load, on that day.
+    for load in ("first", "first again"):
+        result = load_channel(con, channel, ["2026-01-01"], load, tmp_path, tmp_path, first_load=True)
+        assert (result.received, raw()) == (2, [("M1", "2026-01-01"), ("M2", "2026-01-01")])
