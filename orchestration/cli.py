@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ml.config import ChurnConfig, ClvConfig
 from orchestration.byo import MAX_HISTORY_YEARS
-from orchestration.demo import run_source_systems, unset_source_systems
+from orchestration.demo import missing_api_tokens, run_source_systems, unset_source_systems
 from orchestration.settings import DEFAULT_START_DATE, PROJECT_ROOT, Settings, SettingsError, is_url
 from orchestration.sources.demo_data import DemoConfig, generate
 from orchestration.sources.files import CODECS
@@ -527,6 +527,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{settings.data_dir} has no demo source systems to stand in for yours: set {' and '.join(unset)}, or "
               "disable the channels you do not have in the catalog (README: \"Pointing it at your own data\")",
               file=sys.stderr)
+        return 2
+    tokens = missing_api_tokens() if args.skip_generate else []
+    if tokens:
+        print(f"your own API needs its token: set {' and '.join(tokens)}", file=sys.stderr)
         return 2
     warning = earlier_data_warning(settings.warehouse_path, first_day)
     if warning:

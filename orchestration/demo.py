@@ -97,6 +97,15 @@ def unset_source_systems(settings: Settings) -> list[str]:
     return [env for env in (CRM_URL_ENV, HELPDESK_URL_ENV) if env in source_system_variables() and not os.environ.get(env)]
 
 
+def missing_api_tokens() -> list[str]:
+    """The token variables of the APIs the environment points at (yours, not the demo's, which
+    sets its own) that are unset: found before a run, not after the other channels loaded."""
+    return sorted({channel.options["token_env"] for channel in load_catalog().values()
+                   if channel.enabled and channel.connector == "rest" and channel.options.get("token_env")
+                   and os.environ.get(channel.options.get("base_url_env") or "")
+                   and not os.environ.get(channel.options["token_env"])})
+
+
 def source_system_variables() -> set[str]:
     """The variables naming the source systems the catalog's enabled channels read."""
     return {channel.options.get("url_env" if channel.connector == "sql" else "base_url_env")

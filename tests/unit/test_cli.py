@@ -309,6 +309,11 @@ def test_a_run_on_delivered_files_without_source_systems_names_the_variables_to_
     err = capsys.readouterr().err
     assert "has no demo source systems to stand in for yours: set CDP_CRM_DATABASE_URL, or disable" in err
     assert "Traceback" not in err
+    # Your own helpdesk without its token is found before the run, not after the other channels loaded.
+    monkeypatch.setenv("CDP_CRM_DATABASE_URL", f"sqlite:///{tmp_path / 'crm.sqlite'}")
+    monkeypatch.delenv("CDP_HELPDESK_TOKEN", raising=False)
+    assert main(["run", "--skip-generate", "--end-date", "2026-10-31", "--days", "2"]) == 2
+    assert "your own API needs its token: set CDP_HELPDESK_TOKEN" in capsys.readouterr().err
     assert not (tmp_path / "dagster_home").exists()  # refused before anything was prepared
 
 
