@@ -396,3 +396,64 @@ def test_the_ingest_asset_reads_a_landing_url_from_the_environment_as_given(tmp_
         assert con.execute("select order_id from raw.online_orders").fetchall() == [("O1",)]
     monkeypatch.setenv("CDP_LANDING_DIR", "relative/landing")
     assert Settings.from_env().landing_dir == Path("relative/landing").resolve()
+
+
+@pytest.mark.filterwarnings("ignore:Parameter `backfill_policy`")  # as orchestration/assets/ingest.py does
+def test_a_channel_disabled_in_the_catalog_loads_nothing_and_leaves_staging_empty_tables(tmp_path):
+    import dataclasses
+
+    import dagster as dg
+    import duckdb
+    from dagster_duckdb import DuckDBResource
+
+    from orchestration.assets.ingest import _ingest_asset
+    from orchestration.partitions import daily_partitions
+    from orchestration.resources import PathsResource
+    from orchestration.sources.catalog import load_catalog
+
+    channel = dataclasses.replace(load_catalog()["social_interactions"], enabled=False)
+    # A delivered file is not read: the business said it has no such channel.
+    (tmp_path / "landing" / "social_interactions").mkdir(parents=True)
+    day = daily_partitions.get_first_partition_window().start.date().isoformat()
+    (tmp_path / "landing" / "social_interactions" / f"social_interactions_{day}.csv").write_text("not,a,file\n")
+    warehouse = tmp_path / "warehouse.duckdb"
+    result = dg.materialize(
+        [_ingest_asset(channel)], partition_key=day, raise_on_error=False,
+        resources={"warehouse": DuckDBResource(database=str(warehouse)),
+                   "paths": PathsResource(data_dir=str(tmp_path), landing_dir=str(tmp_path / "landing"),
+                                          serve_path=str(tmp_path / "serve.duckdb"), model_dir=str(tmp_path / "models"),
+                                          erasure_requests=str(tmp_path / "erasure.csv"))})
+    assert result.success
+    [materialization] = result.asset_materializations_for_node(result.all_node_events[0].node_name)
+    assert materialization.metadata["enabled"].value is False
+    assert materialization.metadata["rows_kept_from_earlier_loads"].value == 0
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 4 and all(c.passed for c in checks)
+    assert {c.description for c in checks} == {"not judged: the channel is disabled in the catalog"}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute("select count(*) from raw.social_interactions").fetchone() == (0,)
+    assert con.execute("select count(*) from quarantine.social_interactions").fetchone() == (0,)
+    con.close()
+
+
+def test_the_catalog_refuses_an_enabled_flag_that_is_not_true_or_false_and_a_child_of_a_disabled_channel(tmp_path):
+    import yaml
+
+    from orchestration.sources.catalog import CATALOG_PATH
+
+    spec = yaml.safe_load(CATALOG_PATH.read_text())
+    assert all(channel.enabled for channel in load_catalog().values())
+    spec["channels"]["social_interactions"]["enabled"] = "no"
+    path = tmp_path / "catalog.yml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(CatalogError, match="enabled must be true or false, not 'no'"):
+        load_catalog(path)
+    # A child channel's records are joined and erased through its parent's.
+    spec["channels"]["social_interactions"]["enabled"] = True
+    spec["channels"]["online_orders"]["enabled"] = False
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(CatalogError, match="'order_lines' belongs to 'online_orders', which is disabled"):
+        load_catalog(path)
+    spec["channels"]["order_lines"]["enabled"] = False
+    path.write_text(yaml.safe_dump(spec))
+    assert not load_catalog(path)["order_lines"].enabled
