@@ -200,8 +200,8 @@ def stage_frames(con: duckdb.DuckDBPyConnection, channel: Channel, frames, curso
         try:
             insert_incoming(
                 con, channel,
-                f"SELECT {select}, greatest(coalesce(CAST({parsed_timestamp(q(cursor_field))} AS DATE), "
-                f"DATE {lit(first_day)}), DATE {lit(first_day)}), "
+                # greatest() skips a NULL: an unreadable cursor keeps the first day too.
+                f"SELECT {select}, greatest(CAST({parsed_timestamp(q(cursor_field))} AS DATE), DATE {lit(first_day)}), "
                 "_source_location, _source_row FROM _frame",
             )
         finally:
