@@ -30,7 +30,15 @@ from pathlib import Path
 from ml.config import ChurnConfig, ClvConfig
 from orchestration.byo import MAX_HISTORY_YEARS
 from orchestration.demo import missing_api_tokens, run_source_systems, unset_source_systems
-from orchestration.settings import DEFAULT_START_DATE, PROJECT_ROOT, Settings, SettingsError, is_url
+from orchestration.settings import (
+    DEFAULT_START_DATE,
+    PATH_SETTINGS,
+    PROJECT_ROOT,
+    Settings,
+    SettingsError,
+    default_path,
+    is_url,
+)
 from orchestration.sources.demo_data import DemoConfig, generate
 from orchestration.sources.files import CODECS
 
@@ -352,12 +360,8 @@ def ui_command(settings: Settings) -> str:
                  # make derives it from CDP_DATA_DIR.
                  "DAGSTER_HOME": (os.environ.get("DAGSTER_HOME", ""), str(settings.data_dir / "dagster_home")),
                  # Paths set apart from the data folder (e.g. your own landing folder).
-                 "CDP_LANDING_DIR": (str(settings.landing_dir), str(settings.data_dir / "landing")),
-                 "CDP_WAREHOUSE_PATH": (str(settings.warehouse_path), str(settings.data_dir / "warehouse.duckdb")),
-                 "CDP_SERVE_PATH": (str(settings.serve_path), str(settings.data_dir / "serve.duckdb")),
-                 "CDP_MODEL_DIR": (str(settings.model_dir), str(settings.data_dir / "models")),
-                 "CDP_ERASURE_REQUESTS": (str(settings.erasure_requests),
-                                          str(settings.data_dir / "privacy" / "erasure_requests.csv"))}
+                 **{env: (str(getattr(settings, name)), str(default_path(settings.data_dir, name)))
+                    for name, (env, _) in PATH_SETTINGS.items()}}
     if settings.start_date.isoformat() < DEFAULT_START_DATE:  # later days are among make's partitions anyway
         differing["CDP_START_DATE"] = (settings.start_date.isoformat(), DEFAULT_START_DATE)
     return " ".join([f"{name}={shlex.quote(used)}" for name, (used, default) in differing.items()
@@ -394,9 +398,10 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         return 2
     os.environ.setdefault("CDP_DATA_DIR", str(PROJECT_ROOT / "data" / "byo"))
     settings = Settings.from_env()
-    if settings.landing_dir != settings.data_dir / "landing":
+    own_landing = default_path(settings.data_dir, "landing_dir")
+    if settings.landing_dir != own_landing:
         # The run replaces the orders channel's files in its landing folder: never a folder of your exports.
-        print(f"--orders writes its own daily files under {settings.data_dir / 'landing'}, and CDP_LANDING_DIR is "
+        print(f"--orders writes its own daily files under {own_landing}, and CDP_LANDING_DIR is "
               f"{settings.landing_dir}: unset it for an orders run (set CDP_DATA_DIR to choose the folder)",
               file=sys.stderr)
         return 2
@@ -518,8 +523,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.start_date > first_day:
         print(f"CDP_START_DATE={settings.start_date} is after the demo's first day {first_day}", file=sys.stderr)
         return 2
-    if not args.skip_generate and settings.landing_dir != settings.data_dir / "landing":
-        print(f"the demo data goes to {settings.data_dir / 'landing'}, but CDP_LANDING_DIR is {settings.landing_dir}: "
+    own_landing = default_path(settings.data_dir, "landing_dir")
+    if not args.skip_generate and settings.landing_dir != own_landing:
+        print(f"the demo data goes to {own_landing}, but CDP_LANDING_DIR is {settings.landing_dir}: "
               "unset it, or add --skip-generate to run on the files there", file=sys.stderr)
         return 2
     unset = unset_source_systems(settings) if args.skip_generate else []

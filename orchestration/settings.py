@@ -66,6 +66,20 @@ def _database_file(name: str, default: Path) -> Path:
     return path
 
 
+# Each path setting: its environment variable, and where it lives under the data folder when unset.
+PATH_SETTINGS = {
+    "landing_dir": ("CDP_LANDING_DIR", "landing"),
+    "warehouse_path": ("CDP_WAREHOUSE_PATH", "warehouse.duckdb"),
+    "serve_path": ("CDP_SERVE_PATH", "serve.duckdb"),
+    "model_dir": ("CDP_MODEL_DIR", "models"),
+    "erasure_requests": ("CDP_ERASURE_REQUESTS", "privacy/erasure_requests.csv"),
+}
+
+
+def default_path(data_dir: Path, setting: str) -> Path:
+    return data_dir / PATH_SETTINGS[setting][1]
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -80,19 +94,20 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         data_dir = Path(os.environ.get("CDP_DATA_DIR", PROJECT_ROOT / "data")).resolve()
-        warehouse_path = _database_file("CDP_WAREHOUSE_PATH", data_dir / "warehouse.duckdb")
-        serve_path = _database_file("CDP_SERVE_PATH", data_dir / "serve.duckdb")
+        warehouse_path = _database_file("CDP_WAREHOUSE_PATH", default_path(data_dir, "warehouse_path"))
+        serve_path = _database_file("CDP_SERVE_PATH", default_path(data_dir, "serve_path"))
         if serve_path == warehouse_path:
             # The publish replaces the serve file whole: it would replace the warehouse with it.
             raise SettingsError(f"CDP_SERVE_PATH and CDP_WAREHOUSE_PATH are the same file ({serve_path}): "
                                 "the publish replaces the serve file whole, so give it a file of its own")
         return cls(
             data_dir=data_dir,
-            landing_dir=_folder_or_url(os.environ.get("CDP_LANDING_DIR"), data_dir / "landing"),
+            landing_dir=_folder_or_url(os.environ.get("CDP_LANDING_DIR"), default_path(data_dir, "landing_dir")),
             warehouse_path=warehouse_path,
             serve_path=serve_path,
-            model_dir=Path(os.environ.get("CDP_MODEL_DIR", data_dir / "models")).resolve(),
-            erasure_requests=Path(os.environ.get("CDP_ERASURE_REQUESTS", data_dir / "privacy" / "erasure_requests.csv")).resolve(),
+            model_dir=Path(os.environ.get("CDP_MODEL_DIR", default_path(data_dir, "model_dir"))).resolve(),
+            erasure_requests=Path(os.environ.get("CDP_ERASURE_REQUESTS",
+                                                 default_path(data_dir, "erasure_requests"))).resolve(),
             start_date=_start_date(os.environ.get("CDP_START_DATE", DEFAULT_START_DATE)),
             duckdb_memory_limit=_memory_limit(os.environ.get("CDP_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)),
         )
