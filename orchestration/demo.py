@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Iterator
 
 from orchestration.settings import Settings
@@ -94,7 +93,8 @@ def unset_source_systems(settings: Settings) -> list[str]:
     environment does not point at, when the folder has no demo systems to stand in."""
     if has_demo_systems(settings):
         return []
-    return [env for env in (CRM_URL_ENV, HELPDESK_URL_ENV) if env in source_system_variables() and not os.environ.get(env)]
+    needed = source_system_variables()
+    return [env for env in (CRM_URL_ENV, HELPDESK_URL_ENV) if env in needed and not os.environ.get(env)]
 
 
 def missing_api_tokens() -> list[str]:
@@ -113,6 +113,5 @@ def source_system_variables() -> set[str]:
 
 
 def has_demo_systems(settings: Settings) -> bool:
-    return (settings.data_dir / "source_systems" / "helpdesk").is_dir() and Path(
-        settings.data_dir / "source_systems" / "crm"
-    ).is_dir()
+    systems = settings.data_dir / "source_systems"
+    return (systems / "helpdesk").is_dir() and (systems / "crm").is_dir()
