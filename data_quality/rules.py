@@ -36,6 +36,7 @@ class Channel(Protocol):
     accepted_values: Mapping[str, tuple[str, ...]]
     rules: tuple[ChannelRule, ...]
 
+
 # A timestamp later than its delivery day plus this many days is not believable.
 FUTURE_TOLERANCE_DAYS = 2
 
