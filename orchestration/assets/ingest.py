@@ -44,7 +44,7 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
         key=key,
         group_name="raw",
         kinds={"duckdb", channel.format or channel.connector},
-        description=("Disabled in the catalog (enabled: false): nothing is loaded, its tables stay empty. "
+        description=("Disabled in the catalog (enabled: false): nothing is loaded; rows from before stay. "
                      if not channel.enabled else "")
         + f"{channel.description} Landed as delivered (text fields + load metadata); "
         f"unusable rows go to quarantine.{channel.name} with a reason.",
