@@ -177,16 +177,24 @@ def _phone_digits(expr: str) -> tuple[str, str]:
     return f"regexp_replace({folded_digits(expr)}, '[^0-9]', '', 'g')", str(_project_vars()["default_phone_country_code"])
 
 
+def other_country_phone(expr: str) -> str:
+    """SQL: the value is written with "+" and a country code other than the default one, which
+    normalize_phone does not read (it is not a number of the default country)."""
+    digits, cc = _phone_digits(expr)
+    return f"(trim({expr}) LIKE '+%' AND {digits} NOT LIKE '{cc}%')"
+
+
 def is_phone(expr: str) -> str:
     """SQL: true when normalize_phone accepts the value (its digits computed once, not per branch)."""
     digits, cc = _phone_digits(expr)
-    return f"regexp_full_match({digits}, '{cc}[0-9]{{11}}|1[0-9]{{10}}')"
+    return f"(regexp_full_match({digits}, '{cc}[0-9]{{11}}|1[0-9]{{10}}') AND NOT {other_country_phone(expr)})"
 
 
 def normalized_phone(expr: str) -> str:
     """SQL twin of the dbt macro normalize_phone: E.164, or NULL when not a phone."""
     digits, cc = _phone_digits(expr)
-    return (f"CASE WHEN length({digits}) = {11 + len(cc)} AND {digits} LIKE '{cc}%' THEN '+' || {digits} "
+    return (f"CASE WHEN {other_country_phone(expr)} THEN NULL "
+            f"WHEN length({digits}) = {11 + len(cc)} AND {digits} LIKE '{cc}%' THEN '+' || {digits} "
             f"WHEN length({digits}) = 11 AND {digits} LIKE '1%' THEN '+{cc}' || {digits} END")
 
 
@@ -219,7 +227,9 @@ def field_issues(channel: Channel) -> list[tuple[str, str, str]]:
         issues.append((column, "invalid email", f"{value} IS NOT NULL AND NOT {is_email(value)}"))
     for column in channel.phones:
         value = f"nullif(trim({q(column)}), '')"
-        issues.append((column, "invalid phone", f"{value} IS NOT NULL AND NOT {is_phone(value)}"))
+        issues.append((column, "phone of another country", f"{value} IS NOT NULL AND {other_country_phone(value)}"))
+        issues.append((column, "invalid phone",
+                       f"{value} IS NOT NULL AND NOT {is_phone(value)} AND NOT {other_country_phone(value)}"))
     for column in channel.flags:
         value = f"nullif(trim({q(column)}), '')"
         issues.append((column, "not a yes/no value", f"{value} IS NOT NULL AND {parsed_flag(value)} IS NULL"))

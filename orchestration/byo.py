@@ -23,6 +23,7 @@ from data_quality.rules import (
     folded_digits,
     is_email,
     is_phone,
+    other_country_phone,
     lit,
     normalized_email,
     normalized_phone,
@@ -247,10 +248,9 @@ def _id_kind(text: str) -> str:
     staging cannot read (refused: as a member id it would be published in clear), else 'member'."""
     folded = folded_digits(f"trim({text})")
     phone_shaped = f"regexp_full_match({folded}, '[+]?[0-9][0-9 ().-]{{5,}}[0-9]')"
-    foreign = f"regexp_matches({folded}, '^[+]') AND NOT regexp_matches({folded}, '^[+] ?86')"
     return (f"CASE WHEN {is_email(text)} THEN 'email' "
-            f"WHEN {phone_shaped} AND NOT ({foreign}) AND {is_phone(text)} THEN 'phone' "
-            f"WHEN contains({text}, '@') OR ({phone_shaped} AND {foreign}) THEN 'contact' "
+            f"WHEN {phone_shaped} AND {is_phone(text)} THEN 'phone' "
+            f"WHEN contains({text}, '@') OR ({phone_shaped} AND {other_country_phone(text)}) THEN 'contact' "
             "ELSE 'member' END")
 
 

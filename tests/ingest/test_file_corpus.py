@@ -243,17 +243,20 @@ def test_invalid_contacts_keep_the_row_and_are_logged_without_the_value(tmp_path
         "O2,2026-10-01T10:00:00Z,M1, A.Lee@Example.COM ,12345,D1,1.00,CNY,completed",    # bad phone
         "O3,2026-10-01T10:00:00Z,M1,b@x.com,１３８００１３８０００,D1,1.00,CNY,completed",      # full-width: fine
         "O4,2026-10-01T10:00:00Z,M1,c@x.com,+86 13800138000,D1,1.00,CNY,completed",      # E.164: fine
+        "O5,2026-10-01T10:00:00Z,M1,d@x.com,+1 415 555 0100,D1,1.00,CNY,completed",      # not a +86 number
     ]
     put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER + "\n".join(rows) + "\n")
     result = load(con, ORDERS, tmp_path)
-    assert result.accepted == 4
-    assert result.field_issues == {"email: invalid email": 1, "phone: invalid phone": 1}
+    assert result.accepted == 5
+    assert result.field_issues == {"email: invalid email": 1, "phone: invalid phone": 1,
+                                   "phone: phone of another country": 1}
     logged = con.execute("select * from audit.field_issues order by _source_row").fetchall()
-    assert [(r[1], r[2], r[5]) for r in logged] == [("email", "invalid email", 1), ("phone", "invalid phone", 2)]
-    assert "not-an-email" not in repr(logged) and "12345" not in repr(logged)
+    assert [(r[1], r[2], r[5]) for r in logged] == [
+        ("email", "invalid email", 1), ("phone", "invalid phone", 2), ("phone", "phone of another country", 5)]
+    assert "not-an-email" not in repr(logged) and "12345" not in repr(logged) and "415" not in repr(logged)
     # Re-loading the day replaces its issues instead of adding to them.
     load(con, ORDERS, tmp_path, load_id="load-2")
-    assert con.execute("select count(*) from audit.field_issues").fetchone()[0] == 2
+    assert con.execute("select count(*) from audit.field_issues").fetchone()[0] == 3
 
 
 def test_an_order_in_another_currency_is_quarantined_not_added_up_as_the_reporting_currency(tmp_path, con):

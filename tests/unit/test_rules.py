@@ -16,7 +16,8 @@ from data_quality.rules import (
 from orchestration.sources.catalog import Channel, Rule
 
 PHONES = ["13800138000", "+86 138-0013-8000", "８６１３８００１３８０００", "１３８００１３８０００", "8613800138000",
-          "12345", "23800138000", "861380013800", "87 13800138000", "+1 415 555 0100", "", "电话13800138000"]
+          "12345", "23800138000", "861380013800", "87 13800138000", "+1 415 555 0100", "+44 20 7946 0958", " +86 138 0013 8000", "+８６１３８００１３８０００",
+          "", "电话13800138000"]
 EMAILS = ["a@x.com", " A.Lee@Example.COM ", "not-an-email", "a@b", "a b@x.com", "a@@x.com", "张@例子.中国", ""]
 
 
@@ -31,6 +32,17 @@ def con():
 def test_is_phone_accepts_exactly_what_normalized_phone_keeps(con, value):
     accepted, normalized = con.execute(f"SELECT {is_phone(lit(value))}, {normalized_phone(lit(value))}").fetchone()
     assert accepted == (normalized is not None)
+
+
+@pytest.mark.parametrize(("value", "e164"), [
+    ("138-0013-8000", "+8613800138000"),       # national: the default country code
+    (" +86 138 0013 8000", "+8613800138000"),
+    ("+８６１３８００１３８０００", "+8613800138000"),
+    ("+1 415 555 0100", None),                # another country's 11 digits are not a Chinese mobile
+    ("+44 20 7946 0958", None),
+])
+def test_normalized_phone_reads_a_plus_as_the_country_code(con, value, e164):
+    assert con.execute(f"SELECT {normalized_phone(lit(value))}").fetchone()[0] == e164
 
 
 @pytest.mark.parametrize("value", EMAILS)
