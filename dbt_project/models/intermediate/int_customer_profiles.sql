@@ -42,6 +42,20 @@ open_tickets as (
     group by linked.customer_id
 ),
 
+-- The mood of the customer's own service messages, through the tickets they belong to.
+service_moods as (
+    select
+        linked.customer_id,
+        count(*) as service_messages,
+        avg(scored.sentiment_score) as service_sentiment,
+        count(case when scored.sentiment = 'negative' then 1 end) as negative_service_messages,
+        max(case when scored.sentiment = 'negative' then scored.sent_at end) as last_complaint_at
+    from {{ ref('int_service_messages_scored') }} as scored
+    inner join linked on linked.record_key = 'service_tickets:' || scored.ticket_id
+    where linked.source_channel = 'service_tickets'
+    group by linked.customer_id
+),
+
 members as (
     select member_id, registered_at from {{ ref('stg_crm__members') }}
 ),
@@ -125,11 +139,16 @@ select
     purchases.first_order_at,
     purchases.last_order_at,
     cast(activity.service_tickets as integer) as service_tickets,
-    cast(coalesce(open_tickets.open_tickets, 0) as integer) as open_tickets
+    cast(coalesce(open_tickets.open_tickets, 0) as integer) as open_tickets,
+    cast(coalesce(service_moods.service_messages, 0) as integer) as service_messages,
+    cast(round(service_moods.service_sentiment, 3) as decimal(4, 3)) as service_sentiment,
+    cast(coalesce(service_moods.negative_service_messages, 0) as integer) as negative_service_messages,
+    service_moods.last_complaint_at
 from activity
 left join {{ ref('int_customer_contacts') }} as contacts on activity.customer_id = contacts.customer_id
 left join purchases on activity.customer_id = purchases.customer_id
 left join open_tickets on activity.customer_id = open_tickets.customer_id
+left join service_moods on activity.customer_id = service_moods.customer_id
 left join members on contacts.member_id = members.member_id
 left join consents on activity.customer_id = consents.customer_id
 left join preferred on activity.customer_id = preferred.customer_id

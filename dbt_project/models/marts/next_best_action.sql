@@ -1,12 +1,15 @@
 -- Next best action per customer (DOMAIN §8), first matching rule wins:
 --   open service ticket        → service follow-up on the ticket itself (not marketing)
 --   high-value tier            → one-to-one outreach with exclusive benefits
---   sleeping, churned, at risk → light touch with a time-limited offer
+--   sleeping, churned, at risk → service follow-up after a recent complaint (a negative service
+--                                message within vars.next_best_action.recent_complaint_days),
+--                                else a light touch with a time-limited offer
 --   potential tier             → repeat-purchase incentive
 --   never bought               → welcome offer
 -- The channel is the first consented one in the treatment's list (vars.next_best_action),
 -- the customer's preferred channel first when it is in that list; no consent → no_contact.
-{% set treatments = var('next_best_action')['channels'] %}
+{% set nba = var('next_best_action') %}
+{% set treatments = nba['channels'] %}
 
 with lifecycle as (
     select * from {{ ref('customer_lifecycle') }}
@@ -33,6 +36,11 @@ joined as (
         rfm.tier,
         coalesce(warnings.at_risk_rule, false) as at_risk_rule,
         coalesce(profiles.open_tickets, 0) as open_tickets,
+        coalesce(
+            cast(profiles.last_complaint_at as date) > {{ dbt.dateadd('day', -nba['recent_complaint_days'], 'lifecycle.as_of_date') }}
+            and cast(profiles.last_complaint_at as date) <= lifecycle.as_of_date,
+            false
+        ) as recent_complaint,
         profiles.preferred_channel,
         {%- for channel in var('contact_channels') %}
         coalesce(profiles.consent_{{ channel }}, false) as consent_{{ channel }},
@@ -47,14 +55,27 @@ joined as (
     left join warnings on lifecycle.customer_id = warnings.customer_id
 ),
 
+slipping as (
+    select
+        *,
+        lifecycle_stage in ('sleeping', 'churned') or at_risk_rule or coalesce(tier in ('at_risk', 'sleeping_lost'), false)
+            as is_slipping,
+        case
+            when at_risk_rule then 'at risk: ' || {{ dbt.right('risk_evidence', dbt.length('risk_evidence') ~ ' - 2') }}
+            when lifecycle_stage in ('sleeping', 'churned') then 'lifecycle stage ' || lifecycle_stage
+            when tier in ('at_risk', 'sleeping_lost') then tier || ' tier (' || segment || ')'
+        end as slipping_reason
+    from joined
+),
+
 decided as (
     select
         *,
         case
             when open_tickets > 0 then 'service_follow_up'
             when tier = 'high_value' then 'one_to_one'
-            when lifecycle_stage in ('sleeping', 'churned') or at_risk_rule or tier in ('at_risk', 'sleeping_lost')
-                then 'light_touch_offer'
+            when is_slipping and recent_complaint then 'service_follow_up'
+            when is_slipping then 'light_touch_offer'
             when tier = 'potential' then 'repeat_purchase_incentive'
             else 'welcome_offer'
         end as action,
@@ -62,13 +83,12 @@ decided as (
             when open_tickets > 0 then 'open service ticket'
             when tier = 'high_value' then 'high-value tier (' || segment || ')'
                 || case when at_risk_rule then '; at risk: ' || {{ dbt.right('risk_evidence', dbt.length('risk_evidence') ~ ' - 2') }} else '' end
-            when at_risk_rule then 'at risk: ' || {{ dbt.right('risk_evidence', dbt.length('risk_evidence') ~ ' - 2') }}
-            when lifecycle_stage in ('sleeping', 'churned') then 'lifecycle stage ' || lifecycle_stage
-            when tier in ('at_risk', 'sleeping_lost') then tier || ' tier (' || segment || ')'
+            when is_slipping and recent_complaint then 'recent complaint; ' || slipping_reason
+            when is_slipping then slipping_reason
             when tier = 'potential' then 'potential tier (' || segment || ')'
             else 'never bought'
         end as rule_reason
-    from joined
+    from slipping
 ),
 
 routed as (
