@@ -89,7 +89,7 @@ class Delivery:
 
 
 class _FileReader:
-    """Stages a channel's files into _incoming / _incoming_rejects: one DuckDB scan per group of
+    """Stages a channel's files into _incoming / _incoming_rejects: one statement per group of
     files that share a layout (one INSERT per file costs more than reading the file)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, channel: Channel, fs, workdir: Path):
@@ -228,19 +228,26 @@ class _FileReader:
 
     def _stage_csv(self, header: list[str], readables: list[str]) -> None:
         columns = "{" + ", ".join(f"{lit(c)}: 'VARCHAR'" for c in header) + "}"
-        source = (
-            f"read_csv({self._sources(readables)}, columns={columns}, header=true, auto_detect=false, "
-            f"delim={lit(self.channel.delimiter)}, quote='\"', escape='\"', filename='_file', "
+        # One scan per file, in one statement: in a scan of five or more files DuckDB (2.0.1)
+        # loses the reject of an unclosed quote, and with it the rows the quote swallowed.
+        scans = " UNION ALL ".join(
+            f"SELECT {self._select_list(q)}, _file FROM read_csv([{lit(readable)}], columns={columns}, header=true, "
+            f"auto_detect=false, delim={lit(self.channel.delimiter)}, quote='\"', escape='\"', filename='_file', "
             "store_rejects=true, rejects_table='_rejects', rejects_scan='_rejects_scan')"
+            for readable in readables
         )
         self.con.execute("DROP TABLE IF EXISTS _rejects")
         self.con.execute("DROP TABLE IF EXISTS _rejects_scan")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _rows AS SELECT {self._select_list(q)}, _file FROM {source}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _rows AS {scans}")
         insert_incoming(self.con, self.channel, self._numbered('_rows', self._select_list(lambda name: 't.' + q(name))))
         self.con.execute("DROP TABLE _rows")
+        self._insert_rejects("unreadable CSV line")
+
+    def _insert_rejects(self, reason: str) -> None:
+        """The lines the last scan stored as rejects, with `reason` and what DuckDB found wrong."""
         self.con.execute(
-            "INSERT INTO _incoming_rejects SELECT any_value(r.csv_line), "
-            "'unreadable CSV line: ' || string_agg(DISTINCT lower(CAST(r.error_type AS VARCHAR)), ', '), "
+            f"INSERT INTO _incoming_rejects SELECT any_value(r.csv_line), "
+            f"{lit(reason + ': ')} || string_agg(DISTINCT lower(CAST(r.error_type AS VARCHAR)), ', '), "
             "any_value(f.day), any_value(f.location), r.line "
             "FROM _rejects AS r JOIN _rejects_scan AS s USING (scan_id, file_id) JOIN _files AS f ON f.file = s.file_path "
             "GROUP BY r.scan_id, r.file_id, r.line"
@@ -250,12 +257,24 @@ class _FileReader:
         # One text column per line (a control character no JSON text contains unescaped as the
         # delimiter), so a broken line is one bad row with its line number, not a failed file.
         # Judged once, into its own column: extraction must never meet a broken line.
+        # A line too long to read is stored as a reject, not a failed scan of every file.
+        self.con.execute("DROP TABLE IF EXISTS _rejects")
+        self.con.execute("DROP TABLE IF EXISTS _rejects_scan")
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE _lines AS SELECT line, _file, "
             "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END AS is_object "
             f"FROM read_csv({self._sources(readables)}, columns={{'line': 'VARCHAR'}}, header=false, "
-            f"auto_detect=false, delim={lit(LINE_DELIMITER)}, quote='', escape='', strict_mode=false, filename='_file')"
+            f"auto_detect=false, delim={lit(LINE_DELIMITER)}, quote='', escape='', strict_mode=false, filename='_file', "
+            "store_rejects=true, rejects_table='_rejects', rejects_scan='_rejects_scan')"
         )
+        # A line that is not UTF-8 means a file in another encoding: refused whole, naming the fix.
+        not_utf8 = self.con.execute(
+            "SELECT f.location, min(r.line) FROM _rejects AS r JOIN _rejects_scan AS s USING (scan_id, file_id) "
+            "JOIN _files AS f ON f.file = s.file_path WHERE r.error_type = 'INVALID ENCODING' "
+            "GROUP BY f.location ORDER BY f.location LIMIT 1").fetchone()
+        if not_utf8:
+            raise SourceFileError(f"{self.channel.name}: {not_utf8[0]} {_not_utf8(f'at line {not_utf8[1]}')}")
+        self._insert_rejects("unreadable line")
         numbered = self._numbered("_lines", "t.line, t.is_object")
         # One parse per line for all fields: a path list gives their values as one list.
         names = [self.channel.source_name(c) for c in self.channel.columns]

@@ -61,6 +61,23 @@ def test_truncated_last_line_is_quarantined_with_its_line(tmp_path, con):
     assert reason.startswith("unreadable CSV line") and row == 3 and record.startswith("O2,")
 
 
+def test_an_unclosed_quote_is_quarantined_however_many_days_a_load_reads(tmp_path, con):
+    # A load of many days reads their files together; the quote opened in the fifth file must
+    # still be a reject there, not a line lost with the rows it swallowed.
+    days = [f"2026-10-0{d}" for d in range(1, 7)]
+    for d, day in enumerate(days, start=1):
+        put(tmp_path, f"online_orders/online_orders_{day}.csv", ORDER_HEADER + ORDER.format(n=d))
+    put(tmp_path, "online_orders/online_orders_2026-10-05.csv",
+        ORDER_HEADER + ORDER.format(n=5) + 'O50,2026-10-05T11:00:00Z,M1,"a@x.com,,,10.00,CNY,completed\n')
+    put(tmp_path, "online_orders/online_orders_2026-10-03.csv",
+        ORDER_HEADER + 'O30,"2026-10-03T10:00:00Z,M1,,,,1.00,CNY,completed\n' + ORDER.format(n=3))
+    result = load(con, ORDERS, tmp_path, days=days)
+    assert (result.received, result.accepted, result.quarantined) == (7, 5, 2)
+    assert con.execute("select _source_location, _source_row, reason from quarantine.online_orders order by 1").fetchall() == [
+        ("online_orders/online_orders_2026-10-03.csv", 2, "unreadable CSV line: unquoted value"),
+        ("online_orders/online_orders_2026-10-05.csv", 3, "unreadable CSV line: unquoted value")]
+
+
 def test_wrong_delimiter_fails_naming_the_file(tmp_path, con):
     put(tmp_path, f"online_orders/online_orders_{DAY}.csv", ORDER_HEADER.replace(",", ";") + ORDER.replace(",", ";").format(n=1))
     with pytest.raises(SourceFileError, match=r"online_orders_2026-10-01\.csv lacks columns .*delimited"):
@@ -125,6 +142,18 @@ def test_jsonl_with_one_broken_line_keeps_the_rest(tmp_path, con):
     result = load(con, WEB, tmp_path)
     assert (result.accepted, result.quarantined) == (2, 1)
     assert reasons(con, "web_events") == {"malformed JSON line": 1}
+
+
+def test_a_json_line_too_long_to_read_is_quarantined_and_the_other_days_load(tmp_path, con):
+    good = '{"event_id": "E%d", "event_time": "2026-10-0%dT10:00:00Z", "device_id": "D1", "event_type": "login"}\n'
+    days = [f"2026-10-0{d}" for d in range(1, 6)]
+    for d, day in enumerate(days, start=1):
+        put(tmp_path, f"web_events/web_events_{day}.jsonl", good % (d, d))
+    long_line = '{"event_id": "E9", "event_time": "2026-10-03T10:00:00Z", "event_type": "login", "page": "%s"}\n'
+    put(tmp_path, "web_events/web_events_2026-10-03.jsonl", good % (3, 3) + long_line % ("x" * 3_000_000))
+    result = load(con, WEB, tmp_path, days=days)
+    assert (result.accepted, result.quarantined) == (5, 1)
+    assert reasons(con, "web_events") == {"unreadable line: line size over maximum": 1}
 
 
 def _parquet(con, path: Path, select: str) -> None:
