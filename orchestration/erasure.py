@@ -230,14 +230,26 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
         GROUP BY id_type, id_value""", [now])
 
     retired = _has_retired_keys(con)
-    for channel in channels.values():
+    parents = {channel.belongs_to[0] for channel in channels.values() if channel.belongs_to}
+    # Parents first: a parent's row found by the person's identifiers alone (an order quarantined
+    # before it could be linked) is recorded as erased, which takes its child rows with it.
+    for channel in sorted(channels.values(), key=lambda c: c.belongs_to is not None):
         table = q(channel.name)
-        for schema, predicate in (("raw", erased_predicate(channel, retired=retired)),
-                                  ("quarantine", erased_predicate(channel, _json_field, retired))):
-            if table_exists(con, schema, channel.name):
-                deleted = con.execute(f"DELETE FROM {schema}.{table} WHERE {predicate}").fetchone()[0]
-                if deleted:
-                    result.rows_deleted[f"{schema}.{channel.name}"] = int(deleted)
+        for schema, fields in (("raw", q), ("quarantine", _json_field)):
+            if not table_exists(con, schema, channel.name):
+                continue
+            predicate = erased_predicate(channel, fields, retired)
+            if channel.name in parents:
+                key = cleaned_text(fields(channel.natural_key))
+                # The row names no request: it is attributed to the batch's first.
+                con.execute(f"""INSERT INTO private.erased_records
+                    SELECT DISTINCT {lit(channel.name)}, {key}, (SELECT min(request_id) FROM _requested), ?
+                    FROM {schema}.{table} AS t WHERE {predicate} AND {key} IS NOT NULL
+                      AND NOT EXISTS (SELECT 1 FROM private.erased_records e
+                                      WHERE e.channel = {lit(channel.name)} AND e.record_id = {key})""", [now])
+            deleted = con.execute(f"DELETE FROM {schema}.{table} WHERE {predicate}").fetchone()[0]
+            if deleted:
+                result.rows_deleted[f"{schema}.{channel.name}"] = int(deleted)
     result.rows_deleted.update(_delete_history(con))
     result.tables_dropped = _drop_restaged(con)
 

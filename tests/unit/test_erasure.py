@@ -149,3 +149,27 @@ def test_the_erasure_step_counts_each_row_of_the_file_once(tmp_path):
     metadata = {name: getattr(value, "value", value) for name, value in result.metadata.items()}
     assert (metadata["requests_in_file"], metadata["applied_now"]) == (3, 1)
     assert set(metadata["rejected"]) == {"R2", "R3"}
+
+
+def test_a_quarantined_order_of_the_person_takes_its_order_lines_with_it():
+    # The order never reached the identity build (quarantined), so only its email names the
+    # person; its line in raw names only the order.
+    catalog = load_catalog()
+    con = duckdb.connect()
+    install_key(con, b"k" * 32)
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE SCHEMA quarantine")
+    lines = catalog["order_lines"]
+    con.execute(f"CREATE TABLE raw.order_lines ({', '.join(f'{c} VARCHAR' for c in lines.columns)})")
+    con.execute("INSERT INTO raw.order_lines (order_id, line_no) VALUES ('O1', '1'), ('O2', '1')")
+    con.execute("CREATE TABLE quarantine.online_orders (record VARCHAR, reason VARCHAR)")
+    con.execute("""INSERT INTO quarantine.online_orders VALUES
+        ('{"order_id": "O1", "email": "Gone@Example.com", "amount": "-5"}', 'negative amount'),
+        ('{"order_id": "O2", "email": "kept@example.com", "amount": "-5"}', 'negative amount')""")
+    result = apply(con, {name: catalog[name] for name in ("order_lines", "online_orders")},
+                   [ErasureRequest("R1", "email", "gone@example.com", None)])
+    assert result.rows_deleted == {"quarantine.online_orders": 1, "raw.order_lines": 1}
+    assert con.execute("SELECT order_id FROM raw.order_lines").fetchall() == [("O2",)]
+    # A later delivery of the line is dropped on landing too.
+    assert con.execute("SELECT channel, record_id, request_id FROM private.erased_records").fetchall() == [
+        ("online_orders", "O1", "R1")]
