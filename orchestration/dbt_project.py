@@ -75,9 +75,13 @@ def prepare_manifest(force: bool = False) -> None:
         PipelineDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
 
 
-def as_of_from_tags(tags: Mapping[str, str]) -> str | None:
-    """The day a run describes: the last partition it loads, if it loads any."""
-    return tags.get(PARTITION_RANGE_END_TAG) or tags.get(PARTITION_TAG)
+def as_of_from_tags(tags: Mapping[str, str], latest_loaded: str | None = None) -> str | None:
+    """The day a run describes: the last partition it loads, if it loads any, or the latest day
+    the warehouse already holds (`latest_loaded`, ISO) when that is later. A re-run of an earlier
+    day, such as a corrected delivery, then feeds the latest picture instead of turning the marts
+    and what BI reads back to that day."""
+    day = tags.get(PARTITION_RANGE_END_TAG) or tags.get(PARTITION_TAG)
+    return max(day, latest_loaded) if day and latest_loaded else day
 
 
 def dbt_build_args(full_refresh: bool = False) -> list[str]:

@@ -21,6 +21,7 @@ from orchestration.dbt_project import (
     translator,
 )
 from orchestration.resources import WAREHOUSE_POOL
+from orchestration.sources.landing import latest_loaded_day
 
 # Layers dbt materialises as tables: a count(*) there is cheap (a view would run its query again).
 COUNTED_LAYERS = {"staging", "intermediate", "marts", "reference"}
@@ -74,11 +75,14 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
     so every model is tested right after it is built and failures stop what depends on it.
     Incremental models take in only the day's changes, under the rules they were built with:
     when those rules change, the build is a full refresh."""
-    as_of = as_of_from_tags(context.run.tags)
     fingerprint = rules_fingerprint(json.loads(dbt_project.manifest_path.read_text()), dbt_project.project_dir)
     with warehouse.get_connection() as con:
         reason = full_refresh_reason(stored_rules_fingerprint(con), fingerprint, config.full_refresh)
+        as_of = as_of_from_tags(context.run.tags, latest_loaded_day(con))
     build_mode = f"full refresh: {reason}" if reason else "incremental"
+    if as_of and as_of != as_of_from_tags(context.run.tags):
+        context.log.info(f"this run loads earlier days; the warehouse holds deliveries up to {as_of}, "
+                         "which the marts describe")
     context.log.info(f"dbt build as of {as_of or 'the last delivered day'}, {build_mode}")
     with as_of_env(as_of):  # dbt's process copies the environment when it starts
         invocation = dbt.cli(dbt_build_args(full_refresh=reason is not None), context=context, raise_on_error=False)

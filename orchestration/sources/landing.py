@@ -20,6 +20,7 @@ from data_quality.rules import field_issues, judged, lit, parsed_timestamp, q
 from orchestration.erasure import drop_erased
 from orchestration.sources.catalog import Channel
 from orchestration.sources.errors import SourceError
+from orchestration.warehouse import table_exists
 
 METADATA_COLUMNS = "_partition_date DATE, _source_location VARCHAR, _source_row BIGINT"
 # Load columns every raw row must carry (see _require_load_columns).
@@ -76,6 +77,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, channel: Channel) -> None:
             source_location VARCHAR, units INTEGER, rows_received BIGINT, rows_accepted BIGINT,
             rows_quarantined BIGINT, status VARCHAR, notes VARCHAR, duration_s DOUBLE, loaded_at TIMESTAMP)"""
     )
+
+
+def latest_loaded_day(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The last partition day any channel has loaded (ISO), or None before the first load."""
+    if not table_exists(con, "audit", "load_ledger"):
+        return None
+    day = con.execute("SELECT max(partition_end) FROM audit.load_ledger WHERE status = 'loaded'").fetchone()[0]
+    return day.isoformat() if day else None
 
 
 def _require_load_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:

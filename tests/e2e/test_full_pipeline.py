@@ -1057,3 +1057,21 @@ def test_a_retyped_column_stops_the_run_through_the_acceptance_check(erased):
     failed = {(ev.asset_key.to_user_string(), ev.check_name) for ev in evaluations if not ev.passed}
     assert ("raw/web_events", "mostly_accepted") in failed
     assert ("raw/web_events", "load_reconciles") not in failed
+
+
+def test_a_rerun_of_an_earlier_day_keeps_the_marts_and_the_serve_file_on_the_latest_day(erased):
+    """Re-running one earlier day (a corrected delivery) reloads that day, and the marts, the
+    scores and the serve file still describe the latest day the warehouse holds."""
+    from orchestration.cli import materialize_range
+    from orchestration.demo import demo_source_systems
+
+    settings, *_ = erased
+    day = (E2E_END - timedelta(days=10)).isoformat()
+    with demo_source_systems(settings):
+        assert materialize_range(day, day, _FIXTURE_INSTANCE["instance"]), "the re-run of an earlier day failed"
+    latest = E2E_END.isoformat()
+    queries = ["select distinct as_of_date::varchar from customer_rfm",
+               "select distinct as_of_date::varchar from customer_lifecycle",
+               "select distinct as_of_date::varchar from customer_scores",
+               f"select count(*) from customer_history where snapshot_date = '{day}'"]
+    assert _read(settings.serve_path, *queries) == [[(latest,)], [(latest,)], [(latest,)], [(0,)]]

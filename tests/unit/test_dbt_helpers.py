@@ -66,6 +66,13 @@ def test_as_of_is_the_end_of_a_partition_range_or_the_single_partition():
     assert as_of_from_tags({}) is None
 
 
+def test_a_rerun_of_an_earlier_day_describes_the_latest_day_the_warehouse_holds():
+    assert as_of_from_tags({"dagster/partition": "2026-10-25"}, latest_loaded="2026-10-31") == "2026-10-31"
+    assert as_of_from_tags({"dagster/partition": "2026-11-01"}, latest_loaded="2026-10-31") == "2026-11-01"
+    # A run that loads no partition leaves the day to dbt (the last day delivered).
+    assert as_of_from_tags({}, latest_loaded="2026-10-31") is None
+
+
 def test_days_in_range_is_inclusive_and_crosses_months():
     assert days_in_range("2026-01-30", "2026-02-02") == ["2026-01-30", "2026-01-31", "2026-02-01", "2026-02-02"]
     assert days_in_range("2026-03-01", "2026-03-01") == ["2026-03-01"]
