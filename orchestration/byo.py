@@ -32,7 +32,7 @@ from data_quality.rules import (
     q,
 )
 from orchestration.sources.catalog import Channel
-from orchestration.sources.files import CODECS, NotInEncoding, copy_as_utf8
+from orchestration.sources.files import CODECS, NotInEncoding, as_text, copy_as_utf8
 
 # The channel an orders export is delivered as.
 ORDERS_CHANNEL = "online_orders"
@@ -135,7 +135,7 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
         if missing:
             raise OrdersFileError(f"{path.name} lacks column(s) {', '.join(missing)}; it has {', '.join(present)}. "
                                   "Map yours with --columns customer_id=...,ordered_at=...,amount=...")
-        order_id = (_id_text(q(columns["order_id"]), types[columns["order_id"]]) if columns.get("order_id")
+        order_id = (as_text(q(columns["order_id"]), types[columns["order_id"]]) if columns.get("order_id")
                     else "'o' || CAST(row_number() OVER () AS VARCHAR)")
         time_text = f"CAST({q(columns['ordered_at'])} AS VARCHAR)"
         amount_text = f"CAST({q(columns['amount'])} AS VARCHAR)"
@@ -159,7 +159,7 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
                                 AS _ordered_at,
                          {_id_kind('_customer')} AS _kind
                   FROM (SELECT *, {_time(time_text)} AS _parsed_at,
-                               {_id_text(q(columns['customer_id']), types[columns['customer_id']])} AS _customer
+                               {as_text(q(columns['customer_id']), types[columns['customer_id']])} AS _customer
                         FROM source))""")
         if not con.execute("SELECT count(*) FROM orders").fetchone()[0]:
             raise OrdersFileError(f"{path.name} has no orders" + ("" if path.suffix.lower() == ".parquet" else ", only a header"))
@@ -231,15 +231,6 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
     return PreparedOrders(first_day, as_of, int(rows), int(after), int(unparseable), files, int(without_customer),
                           int(bad_amounts), int(placeholders), tuple(placeholder_values or ()), int(before_since),
                           int(contact_ids))
-
-
-def _id_text(column: str, column_type: str) -> str:
-    """A customer or order id as text. A whole number stored as a float or decimal (pandas writes
-    an integer id column with gaps as float64) is written without its ".0", as the id it stands for."""
-    if column_type in ("FLOAT", "DOUBLE") or column_type.startswith("DECIMAL"):
-        return (f"CASE WHEN {column} = trunc({column}) AND abs({column}) < 1e18 "
-                f"THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END")
-    return f"CAST({column} AS VARCHAR)"
 
 
 def _id_kind(text: str) -> str:

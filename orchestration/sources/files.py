@@ -94,6 +94,7 @@ class _FileReader:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, channel: Channel, fs, workdir: Path):
         self.con, self.channel, self.fs, self.workdir = con, channel, fs, workdir
+        self.notes: list[str] = []
         self.local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
         if not self.local:
             con.register_filesystem(fs)
@@ -118,21 +119,33 @@ class _FileReader:
         return str(target)
 
     def _check_columns(self, path: str, present: list[str]) -> None:
-        wanted = [self.channel.source_name(c) for c in self.channel.columns]
-        missing = [c for c in wanted if c not in present]
+        """Refuse a file without a column the channel needs (required, or its key); one it can do
+        without reads as empty there, and the load's notes name it."""
+        needed = {self.channel.source_name(c) for c in (*self.channel.required, self.channel.natural_key)}
+        absent = [c for c in self._source_names() if c not in present]
+        by_case = {name.strip().lower(): name for name in present}
+        # A name in other letter case is a mistake to name, not a column to read as empty; with one
+        # column only, the file is not split by the delimiter at all.
+        missing = [c for c in absent if c in needed or c.lower() in by_case] if len(present) > 1 else absent
         if missing:
             hint = ""
             if len(present) == 1 and any(d in present[0] for d in OTHER_DELIMITERS):
                 hint = f" (the header looks delimited by something other than {self.channel.delimiter!r})"
-            by_case = {name.strip().lower(): name for name in present}
             near = [f"{by_case[c.lower()]!r}" for c in missing if c.lower() in by_case]
             if near:
                 hint = (f" (the header has {', '.join(near)}: names match exactly, so rename them or map them "
                         "with source_names in the catalog)")
             raise SourceFileError(f"{self.channel.name}: {path} lacks columns {missing}{hint}")
+        if absent:
+            self.notes.append(f"{Path(path).name} has no column {', '.join(absent)}: read as empty")
 
-    def _select_list(self, expr_for) -> str:
-        return ", ".join(expr_for(self.channel.source_name(c)) for c in self.channel.columns)
+    def _source_names(self) -> list[str]:
+        return [self.channel.source_name(c) for c in self.channel.columns]
+
+    def _select_list(self, expr_for, present=None) -> str:
+        """Each catalog column by `expr_for`, or empty where the file has no such column."""
+        return ", ".join(expr_for(n) if present is None or n in present else f"CAST(NULL AS VARCHAR) AS {q(n)}"
+                         for n in self._source_names())
 
     def stage(self, deliveries: list[Delivery]) -> None:
         deliveries = [d for d in deliveries if self.fs.size(d.path) > 0]  # an empty delivery is zero rows
@@ -166,7 +179,7 @@ class _FileReader:
             except duckdb.Error:
                 raise SourceFileError(f"{self.channel.name}: {delivery.path} is not a readable Parquet file") from None
             self._check_columns(delivery.path, present)
-            return readable, ()
+            return readable, tuple(c for c in present if c in self._source_names())
         readable = self.utf8_copy(delivery.path, n)
         if self.channel.format == "jsonl":
             return readable, ()
@@ -178,7 +191,7 @@ class _FileReader:
         """The header with a name for every column: an unnamed one (a trailing comma) or a repeated
         one the catalog does not ask for is named apart and ignored; a repeated field the
         catalog asks for is refused, since either copy could be meant."""
-        wanted = {self.channel.source_name(c) for c in self.channel.columns}
+        wanted = set(self._source_names())
         repeated = sorted({name for name in header if name in wanted and header.count(name) > 1})
         if repeated:
             raise SourceFileError(f"{self.channel.name}: {path} has more than one column named {', '.join(repeated)}; "
@@ -231,7 +244,7 @@ class _FileReader:
         # One scan per file, in one statement: in a scan of five or more files DuckDB (2.0.1)
         # loses the reject of an unclosed quote, and with it the rows the quote swallowed.
         scans = " UNION ALL ".join(
-            f"SELECT {self._select_list(q)}, _file FROM read_csv([{lit(readable)}], columns={columns}, header=true, "
+            f"SELECT {self._select_list(q, header)}, _file FROM read_csv([{lit(readable)}], columns={columns}, header=true, "
             f"auto_detect=false, delim={lit(self.channel.delimiter)}, quote='\"', escape='\"', filename='_file', "
             "store_rejects=true, rejects_table='_rejects', rejects_scan='_rejects_scan')"
             for readable in readables
@@ -291,15 +304,26 @@ class _FileReader:
         )
         self.con.execute("DROP TABLE _lines")
 
-    def _stage_parquet(self, _: list[str], readables: list[str]) -> None:
+    def _stage_parquet(self, present: list[str], readables: list[str]) -> None:
         # Whatever type a column arrived in, raw keeps its text; the row rules judge the value.
         source = (f"read_parquet({self._sources(readables)}, union_by_name=true, filename='_file', "
                   "file_row_number=true)")
+        types = dict(self.con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {source})").fetchall())
         insert_incoming(
             self.con, self.channel,
-            f"SELECT {self._select_list(lambda n: f'CAST({q(n)} AS VARCHAR)')}, f.day, f.location, "
+            f"SELECT {self._select_list(lambda n: f'{as_text(q(n), types[n])} AS {q(n)}', present)}, f.day, f.location, "
             f"file_row_number + 1 FROM {source} JOIN _files AS f ON f.file = _file",
         )
+
+
+def as_text(column: str, column_type: str) -> str:
+    """A typed column as text. A whole number stored as a float or decimal (pandas writes an
+    integer column with gaps, such as ids or phone numbers, as float64) is written without its
+    ".0", as the number it stands for: `13800138000.0` would be no phone."""
+    if column_type in ("FLOAT", "DOUBLE") or column_type.startswith("DECIMAL"):
+        return (f"CASE WHEN {column} = trunc({column}) AND abs({column}) < 1e18 "
+                f"THEN CAST(CAST({column} AS BIGINT) AS VARCHAR) ELSE CAST({column} AS VARCHAR) END")
+    return f"CAST({column} AS VARCHAR)"
 
 
 def json_path_key(name: str) -> str:
@@ -336,6 +360,8 @@ def load_partition(
                 seen[digest] = name
             deliveries.append(Delivery(path, day, f"{Path(path).parent.name}/{name}"))
     with tempfile.TemporaryDirectory(prefix="cdp-ingest-") as workdir:
-        _FileReader(con, channel, fs, Path(workdir)).stage(deliveries)
+        reader = _FileReader(con, channel, fs, Path(workdir))
+        reader.stage(deliveries)
+    result.notes.extend(reader.notes)
     result.units = len(deliveries)
     return land(con, channel, result, started)

@@ -131,9 +131,31 @@ def test_missing_required_column_fails_and_extra_or_reordered_columns_are_fine(t
         "completed,x,10.00,CNY,D1,,,M1,2026-10-01T10:00:00Z,O1\n")
     load(con, ORDERS, tmp_path)
     assert con.execute("select order_id, status, amount from raw.online_orders").fetchone() == ("O1", "completed", "10.00")
-    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", "order_id,ordered_at\nO1,2026-10-01\n")
-    with pytest.raises(SourceFileError, match=r"lacks columns \['member_id'"):
+    put(tmp_path, f"online_orders/online_orders_{DAY}.csv", "order_id,ordered_at,member_id\nO1,2026-10-01,M1\n")
+    with pytest.raises(SourceFileError, match=r"lacks columns \['amount', 'status'\]$"):
         load(con, ORDERS, tmp_path, load_id="load-2")
+
+
+def test_a_missing_column_the_channel_can_do_without_reads_as_empty_and_is_noted(tmp_path, con):
+    put(tmp_path, "online_orders/online_orders_2026-10-01.csv",
+        "order_id,ordered_at,member_id,email,phone,amount,status\nO1,2026-10-01T10:00:00Z,M1,,,10.00,completed\n")
+    put(tmp_path, "online_orders/online_orders_2026-10-02.csv", ORDER_HEADER + ORDER.format(n=2))
+    result = load(con, ORDERS, tmp_path, days=("2026-10-01", "2026-10-02"))
+    assert result.accepted == 2
+    assert con.execute("select order_id, device_id, currency from raw.online_orders order by 1").fetchall() == [
+        ("O1", None, None), ("O2", "D1", "CNY")]
+    assert result.notes == ["online_orders_2026-10-01.csv has no column device_id, currency: read as empty"]
+    # The same in Parquet, where one file of the load has the column and one has not.
+    _parquet(con, tmp_path / "mini_program_events/mini_program_events_2026-10-01.parquet",
+             "select 'M1' as event_id, '2026-10-01T10:00:00Z' as event_time, 'o1' as open_id, "
+             "'login' as event_type")
+    _parquet(con, tmp_path / "mini_program_events/mini_program_events_2026-10-02.parquet",
+             "select 'M2' as event_id, '2026-10-02T10:00:00Z' as event_time, 'o2' as open_id, "
+             "'13800138000' as phone, 'login' as event_type")
+    mini = load(con, MINI, tmp_path, days=("2026-10-01", "2026-10-02"), load_id="load-2")
+    assert mini.accepted == 2 and len(mini.notes) == 2
+    assert con.execute("select event_id, phone from raw.mini_program_events order by 1").fetchall() == [
+        ("M1", None), ("M2", "13800138000")]
 
 
 def test_jsonl_with_one_broken_line_keeps_the_rest(tmp_path, con):
@@ -168,6 +190,18 @@ def test_parquet_with_a_wrongly_typed_column_is_read_as_text_and_judged(tmp_path
     result = load(con, MINI, tmp_path)
     assert result.quarantined == 1
     assert reasons(con, "mini_program_events") == {"unparseable timestamp in event_time": 1}
+
+
+def test_a_parquet_phone_stored_as_a_float_is_read_as_the_number_it_stands_for(tmp_path, con):
+    # pandas writes a numeric column with gaps as float64: 13800138000.0, which is no phone.
+    _parquet(con, tmp_path / f"mini_program_events/mini_program_events_{DAY}.parquet",
+             "select * from (values ('P1', 13800138000.0::double), ('P2', null), ('P3', 1.5::double)) as t(event_id, phone) "
+             "cross join (select '2026-10-01T10:00:00Z' as event_time, 'o1' as open_id, null as member_id, "
+             "'login' as event_type, '/' as page)")
+    result = load(con, MINI, tmp_path)
+    assert result.field_issues == {"phone: invalid phone": 1}
+    assert con.execute("select event_id, phone from raw.mini_program_events order by 1").fetchall() == [
+        ("P1", "13800138000"), ("P2", None), ("P3", "1.5")]
 
 
 def test_garbage_named_parquet_fails_naming_the_file(tmp_path, con):
