@@ -2,8 +2,8 @@
 
 Every feature uses only rows on or before the cut-off; the label (if asked for) looks strictly
 after it. Aggregation happens in DuckDB, so only one row per customer reaches pandas.
-Reads: marts.orders, intermediate.int_touchpoints_linked, staging.stg_messaging__events,
-staging.stg_social__interactions.
+Reads: marts.orders, intermediate.int_touchpoints_linked, intermediate.int_service_messages_scored,
+staging.stg_messaging__events, staging.stg_social__interactions.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ FEATURES = [
     "email_opens_90",
     "unsubscribed",
     "social_decay_90",
+    "complaints_90",
 ]
 
 _FEATURE_SQL = """
@@ -100,6 +101,16 @@ social as (
       and t.occurred_at > $cutoff - interval 90 day and t.occurred_at < $cutoff + interval 1 day
     group by t.customer_id
 ),
+-- Negative service messages the customer wrote, dated when sent (a ticket opened earlier can
+-- carry a later complaint), through the tickets they belong to.
+complaints as (
+    select t.customer_id, count(*) as complaints_90
+    from intermediate.int_touchpoints_linked as t
+    inner join intermediate.int_service_messages_scored as m on t.source_record_id = m.ticket_id
+    where t.source_channel = 'service_tickets' and t.customer_id is not null and m.sentiment = 'negative'
+      and m.sent_at > $cutoff - interval 90 day and m.sent_at < $cutoff + interval 1 day
+    group by t.customer_id
+),
 labels as (
     select customer_id, count(*) as future_orders
     from marts.orders
@@ -123,12 +134,14 @@ select
     coalesce(e.email_opens_90, 0) as email_opens_90,
     case when u.customer_id is null then 0 else 1 end as unsubscribed,
     coalesce(so.social_decay_90, 0) as social_decay_90,
+    coalesce(c.complaints_90, 0) as complaints_90,
     case when coalesce(l.future_orders, 0) = 0 then 1 else 0 end as churned
 from buyers as b
 left join touches as t using (customer_id)
 left join email_opens as e using (customer_id)
 left join unsubscribes as u using (customer_id)
 left join social as so using (customer_id)
+left join complaints as c using (customer_id)
 left join labels as l using (customer_id)
 order by b.customer_id
 """

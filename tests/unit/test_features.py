@@ -22,6 +22,15 @@ def con():
                 "source_record_id varchar, touch_type varchar, occurred_at timestamp)")
     con.execute("create table staging.stg_messaging__events (event_id varchar, event_type varchar)")
     con.execute("create table staging.stg_social__interactions (interaction_id varchar, interaction_type varchar)")
+    con.execute("create table intermediate.int_service_messages_scored (ticket_id varchar, sent_at timestamp, "
+                "sentiment varchar)")
+    # B's ticket t1: two complaints in the 90 days, one after the cut-off, and a thankful note.
+    # A web record t1 of A shares the id and is no ticket.
+    con.executemany("insert into intermediate.int_service_messages_scored values (?, ?, ?)", [
+        ("t1", datetime(2026, 6, 10, 9), "negative"), ("t1", datetime(2026, 6, 12, 9), "negative"),
+        ("t1", datetime(2026, 6, 14, 9), "positive"), ("t1", datetime(2026, 7, 1, 9), "negative"),
+        ("t1", datetime(2026, 3, 1, 9), "negative"),     # more than 90 days before the cut-off
+    ])
     con.executemany("insert into marts.orders values (?, ?, ?, ?, ?)", [
         ("A", date(2026, 1, 10), 100, "online", True),
         ("A", date(2026, 6, 20), 50, "offline", True),
@@ -33,6 +42,7 @@ def con():
     con.executemany("insert into intermediate.int_touchpoints_linked values (?, ?, ?, ?, ?)", [
         ("A", "app_events", "a1", "login", datetime(2026, 6, 29, 8)),
         ("A", "web_events", "w1", "event", datetime(2026, 5, 20, 8)),
+        ("A", "web_events", "t1", "event", datetime(2026, 4, 1, 8)),          # a ticket's id, not a ticket
         ("A", "web_events", "w2", "event", datetime(2026, 7, 2, 8)),          # after the cut-off
         ("A", "email_events", "e1", "message", datetime(2026, 6, 1, 8)),
         ("A", "email_events", "e2", "message", datetime(2026, 7, 3, 8)),      # after the cut-off
@@ -62,6 +72,7 @@ def test_features_see_only_what_happened_by_the_cut_off(con):
     assert a.days_since_last_touch == 1
     assert (a.email_opens_90, a.unsubscribed, a.social_decay_90) == (1, 0, 0)
     assert (b.tickets_90, b.email_opens_90, b.unsubscribed, b.social_decay_90) == (1, 0, 1, 1)
+    assert (a.complaints_90, b.complaints_90) == (0, 2)
     assert b.days_since_last_touch == 14
     # The label looks after the cut-off: A buys again within the horizon, B does not.
     assert (a.churned, b.churned) == (0, 1)
