@@ -253,12 +253,15 @@ def one_planned_event_per_asset(enabled: bool):
             os.environ.pop(PLANNED_EVENTS_ENV, None)
 
 
-def materialize_range(start: str, end: str, instance=None, job: str = "daily_refresh", ops: dict | None = None) -> bool:
+def materialize_range(start: str, end: str, instance=None, job: str = "daily_refresh", ops: dict | None = None,
+                      as_of: str | None = None) -> bool:
     """Run a partitioned job over [start, end] as one run (the ingest assets read all days at
-    once), recorded in the Dagster instance of $DAGSTER_HOME unless another is given."""
+    once), recorded in the Dagster instance of $DAGSTER_HOME unless another is given. `as_of`:
+    the day the marts describe, whatever later days the warehouse holds (default: see
+    orchestration.dbt_project.as_of_from_tags)."""
     import dagster as dg
 
-    from orchestration.dbt_project import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+    from orchestration.dbt_project import AS_OF_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
     from orchestration.definitions import defs
 
     instance = instance or dg.DagsterInstance.get()
@@ -269,7 +272,8 @@ def materialize_range(start: str, end: str, instance=None, job: str = "daily_ref
     with _exclusive_cli_run(instance), one_planned_event_per_asset(start != end):
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance,
-            tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end, CLI_RUN_TAG: "cli"},
+            tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end, CLI_RUN_TAG: "cli",
+                  **({AS_OF_TAG: as_of} if as_of else {})},
             run_config=run_config,
             raise_on_error=False,
         )
@@ -462,7 +466,8 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         "ml__churn_model": {"config": {"horizon_days": args.churn_horizon_days or ChurnConfig.horizon_days}},
         "ml__customer_scores": {"config": {"clv_horizon_days": args.clv_horizon_days or ClvConfig.horizon_days}},
     }
-    ok = materialize_range(prepared.first_day.isoformat(), args.as_of.isoformat(), job="orders_only", ops=ops)
+    ok = materialize_range(prepared.first_day.isoformat(), args.as_of.isoformat(), job="orders_only", ops=ops,
+                           as_of=args.as_of.isoformat())
     if not ok:
         print("the run failed: details in the log above, or `make ui` → Runs", file=sys.stderr)
         return 1

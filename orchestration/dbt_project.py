@@ -50,6 +50,8 @@ class PipelineDbtCliResource(DbtCliResource):
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
+# A run that must describe one day whatever the warehouse holds (an orders run's --as-of).
+AS_OF_TAG = "cdp/as_of"
 # The run's as-of day reaches dbt through the environment (macros/as_of_date.sql), not --vars:
 # dbt parses the whole project again whenever the --vars change, which would be every day.
 AS_OF_ENV = "CDP_AS_OF_DATE"
@@ -76,10 +78,12 @@ def prepare_manifest(force: bool = False) -> None:
 
 
 def as_of_from_tags(tags: Mapping[str, str], latest_loaded: str | None = None) -> str | None:
-    """The day a run describes: the last partition it loads, if it loads any, or the latest day
-    the warehouse already holds (`latest_loaded`, ISO) when that is later. A re-run of an earlier
-    day, such as a corrected delivery, then feeds the latest picture instead of turning the marts
-    and what BI reads back to that day."""
+    """The day a run describes: the one it is told (AS_OF_TAG), else the last partition it loads,
+    if it loads any, or the latest day the warehouse already holds (`latest_loaded`, ISO) when
+    that is later. A re-run of an earlier day, such as a corrected delivery, then feeds the
+    latest picture instead of turning the marts and what BI reads back to that day."""
+    if tags.get(AS_OF_TAG):
+        return tags[AS_OF_TAG]
     day = tags.get(PARTITION_RANGE_END_TAG) or tags.get(PARTITION_TAG)
     return max(day, latest_loaded) if day and latest_loaded else day
 

@@ -88,9 +88,10 @@ def test_an_export_too_small_to_fit_the_models_still_publishes_without_scores(tm
     served = (tmp_path / "data" / "serve.duckdb").read_bytes().lower()
     assert b"buyer.ten@example.com" not in served and b"13900139011" not in served
 
-    # The same file again from a later day: the earlier run's older days are still in the warehouse.
+    # The same file again from a later day and to an earlier as-of day: the earlier run's older
+    # days are still in the warehouse, and so is its later last day, which --as-of overrides.
     again = subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", "run", "--orders", str(orders), "--as-of", "2026-10-31",
+        [sys.executable, "-m", "orchestration.cli", "run", "--orders", str(orders), "--as-of", "2026-09-30",
          "--since", "2026-07-01"],
         env=env, capture_output=True, text=True, timeout=1200,
     )
@@ -124,3 +125,9 @@ def test_a_warehouse_with_rows_ingest_did_not_write_stops_the_run_with_the_fix(t
     assert "raw.service_tickets holds 1 rows without _load_id" in done.stderr
     assert "DELETE FROM raw.service_tickets WHERE _load_id IS NULL" in done.stderr
     assert not (data / "serve.duckdb").exists()
+    con = duckdb.connect(str(tmp_path / "data" / "serve.duckdb"), read_only=True)
+    try:
+        as_of = con.execute("select distinct as_of_date::varchar from customer_rfm").fetchall()
+    finally:
+        con.close()
+    assert as_of == [("2026-09-30",)]

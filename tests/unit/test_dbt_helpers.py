@@ -71,6 +71,9 @@ def test_a_rerun_of_an_earlier_day_describes_the_latest_day_the_warehouse_holds(
     assert as_of_from_tags({"dagster/partition": "2026-11-01"}, latest_loaded="2026-10-31") == "2026-11-01"
     # A run that loads no partition leaves the day to dbt (the last day delivered).
     assert as_of_from_tags({}, latest_loaded="2026-10-31") is None
+    # An orders run's --as-of is the day, whatever an earlier run in its folder loaded.
+    assert as_of_from_tags({"dagster/asset_partition_range_end": "2026-06-30", "cdp/as_of": "2026-06-30"},
+                           latest_loaded="2026-10-31") == "2026-06-30"
 
 
 def test_days_in_range_is_inclusive_and_crosses_months():
