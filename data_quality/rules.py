@@ -178,14 +178,15 @@ def _phone_digits(expr: str) -> tuple[str, str]:
 
 
 def other_country_phone(expr: str) -> str:
-    """SQL: the value is written with "+" and a country code other than the default one, which
-    normalize_phone does not read (it is not a number of the default country)."""
+    """SQL: the value is written with "+" or "＋" (anywhere: "(+1)", "tel:+1") and a country code
+    other than the default one, which normalize_phone does not read (it is not a number of the
+    default country)."""
     digits, cc = _phone_digits(expr)
-    return f"(trim({expr}) LIKE '+%' AND {digits} NOT LIKE '{cc}%')"
+    return f"((strpos({expr}, '+') > 0 OR strpos({expr}, '＋') > 0) AND {digits} NOT LIKE '{cc}%')"
 
 
 def is_phone(expr: str) -> str:
-    """SQL: true when normalize_phone accepts the value (its digits computed once, not per branch)."""
+    """SQL: true when normalize_phone accepts the value."""
     digits, cc = _phone_digits(expr)
     return f"(regexp_full_match({digits}, '{cc}[0-9]{{11}}|1[0-9]{{10}}') AND NOT {other_country_phone(expr)})"
 

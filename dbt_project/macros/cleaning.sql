@@ -23,13 +23,15 @@
 {%- endmacro %}
 
 {# E.164: strip punctuation; 11 national digits get the default country code. A number written
-   with "+" and another country code is not one of the default country's (`+1 415 555 0100` is
-   not +86 14155550100): null, as every number this macro cannot read. #}
+   with "+" (or "＋", anywhere: "(+1)", "tel:+1") and another country code is not one of the
+   default country's (`+1 415 555 0100` is not +86 14155550100): null, as every number this
+   macro cannot read. #}
 {% macro normalize_phone(expr) -%}
     {%- set digits = cdp.regexp_replace_all(fold_digits(expr), '[^0-9]', '') -%}
     {%- set cc = var('default_phone_country_code') -%}
     case
-        when trim({{ expr }}) like '+%' and {{ digits }} not like '{{ cc }}%' then null
+        when ({{ dbt.position("'+'", expr) }} > 0 or {{ dbt.position("'＋'", expr) }} > 0)
+            and {{ digits }} not like '{{ cc }}%' then null
         when length({{ digits }}) = {{ 11 + cc | length }} and {{ digits }} like '{{ cc }}%' then '+' || {{ digits }}
         when length({{ digits }}) = 11 and {{ digits }} like '1%' then '+{{ cc }}' || {{ digits }}
     end

@@ -40,6 +40,10 @@ def test_is_phone_accepts_exactly_what_normalized_phone_keeps(con, value):
     ("+８６１３８００１３８０００", "+8613800138000"),
     ("+1 415 555 0100", None),                # another country's 11 digits are not a Chinese mobile
     ("+44 20 7946 0958", None),
+    ("＋1 415 555 0100", None),               # a full-width plus, a plus in brackets or after a label
+    ("(+1) 415 555 0100", None),
+    ("tel:+1 415 555 0100", None),
+    ("(+86) 138 0013 8000", "+8613800138000"),
 ])
 def test_normalized_phone_reads_a_plus_as_the_country_code(con, value, e164):
     assert con.execute(f"SELECT {normalized_phone(lit(value))}").fetchone()[0] == e164
