@@ -47,7 +47,9 @@ service_moods as (
     select
         linked.customer_id,
         count(*) as service_messages,
-        avg(scored.sentiment_score) as service_sentiment,
+        -- The mean in whole thousandths, so DuckDB and Spark round it alike (a decimal mean is a
+        -- binary float in DuckDB and exact in Spark).
+        round(sum(cast(scored.sentiment_score * 1000 as double)) / count(*)) / 1000 as service_sentiment,
         count(case when scored.sentiment = 'negative' then 1 end) as negative_service_messages,
         max(case when scored.sentiment = 'negative' then scored.sent_at end) as last_complaint_at
     from {{ ref('int_service_messages_scored') }} as scored
@@ -141,7 +143,7 @@ select
     cast(activity.service_tickets as integer) as service_tickets,
     cast(coalesce(open_tickets.open_tickets, 0) as integer) as open_tickets,
     cast(coalesce(service_moods.service_messages, 0) as integer) as service_messages,
-    cast(round(service_moods.service_sentiment, 3) as decimal(4, 3)) as service_sentiment,
+    cast(service_moods.service_sentiment as decimal(4, 3)) as service_sentiment,
     cast(coalesce(service_moods.negative_service_messages, 0) as integer) as negative_service_messages,
     service_moods.last_complaint_at
 from activity

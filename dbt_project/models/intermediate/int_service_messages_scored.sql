@@ -8,9 +8,10 @@ with messages as (
         message_id,
         ticket_id,
         sent_at,
-        -- Punctuation and spacing as single spaces, padded, so an English term is found as a
-        -- whole word (' late ' is not in ' latest ').
-        ' ' || trim({{ cdp.regexp_replace_all('lower(body)', '[[:punct:][:space:]，。！？、；：“”‘’（）]+', ' ') }}) || ' ' as words
+        -- Punctuation and spacing as two spaces between words, padded: an English term is found
+        -- as a whole word (' late ' is not in ' latest '), and two found next to each other do
+        -- not share the space between them.
+        '  ' || replace(trim({{ cdp.regexp_replace_all('lower(body)', '[[:punct:][:space:]，。！？、；：“”‘’（）【】《》…—]+', ' ') }}), ' ', '  ') || '  ' as words
     from {{ ref('stg_helpdesk__messages') }}
     where author = 'customer' and body is not null
 ),
@@ -20,28 +21,47 @@ lexicon as (
         term,
         weight,
         -- English terms match whole words; Chinese text has no spaces between words.
-        case when {{ cdp.regexp_like('term', '[ -~]') }} then ' ' || term || ' ' else term end as needle
+        case when {{ cdp.regexp_like('term', '[ -~]') }} then ' ' || replace(term, ' ', '  ') || ' ' else term end as needle
     from {{ ref('sentiment_lexicon') }}
 ),
 
 matched as (
-    select messages.message_id, lexicon.term, lexicon.weight
+    select
+        messages.message_id,
+        lexicon.term,
+        lexicon.needle,
+        lexicon.weight,
+        ({{ dbt.length('messages.words') }} - {{ dbt.length(dbt.replace('messages.words', 'lexicon.needle', "''")) }})
+            / {{ dbt.length('lexicon.needle') }} as occurrences
     from messages
     inner join lexicon on {{ dbt.position('lexicon.needle', 'messages.words') }} > 0
 ),
 
--- A term inside a longer matched term is that term's part, not a word of its own: "not happy"
--- is not also "happy", "不满意" not also "满意".
+-- How often a term is found only as part of a longer term found in the same message: "happy"
+-- inside "not happy", "满意" inside "不满意".
+inside_longer as (
+    select
+        shorter.message_id,
+        shorter.term,
+        sum(longer.occurrences * (
+            ({{ dbt.length('longer.needle') }} - {{ dbt.length(dbt.replace('longer.needle', 'shorter.needle', "''")) }})
+            / {{ dbt.length('shorter.needle') }}
+        )) as occurrences
+    from matched as shorter
+    inner join matched as longer
+        on longer.message_id = shorter.message_id
+        and longer.term <> shorter.term
+        and {{ dbt.position('shorter.needle', 'longer.needle') }} > 0
+    group by shorter.message_id, shorter.term
+),
+
+-- Each term counts once in a message where it is found on its own at least once.
 counted as (
     select matched.message_id, matched.weight
     from matched
-    where not exists (
-        select 1
-        from matched as longer
-        where longer.message_id = matched.message_id
-          and longer.term <> matched.term
-          and {{ dbt.position('matched.term', 'longer.term') }} > 0
-    )
+    left join inside_longer
+        on inside_longer.message_id = matched.message_id and inside_longer.term = matched.term
+    where matched.occurrences > coalesce(inside_longer.occurrences, 0)
 ),
 
 scored as (
