@@ -175,11 +175,13 @@ class _FileReader:
         if self.channel.format == "parquet":
             readable = self.duckdb_path(delivery.path)
             try:
-                present = [row[0] for row in self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(readable)})").fetchall()]
+                described = self.con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(readable)})").fetchall()
             except duckdb.Error:
                 raise SourceFileError(f"{self.channel.name}: {delivery.path} is not a readable Parquet file") from None
-            self._check_columns(delivery.path, present)
-            return readable, tuple(c for c in present if c in self._source_names())
+            self._check_columns(delivery.path, [row[0] for row in described])
+            # Files share a scan only with the same columns in the same types: a scan would read a
+            # float id as text where another file holds text, and keep its ".0".
+            return readable, tuple((name, kind) for name, kind, *_ in described if name in self._source_names())
         readable = self.utf8_copy(delivery.path, n)
         if self.channel.format == "jsonl":
             return readable, ()
@@ -304,11 +306,12 @@ class _FileReader:
         )
         self.con.execute("DROP TABLE _lines")
 
-    def _stage_parquet(self, present: list[str], readables: list[str]) -> None:
+    def _stage_parquet(self, layout: list[tuple[str, str]], readables: list[str]) -> None:
         # Whatever type a column arrived in, raw keeps its text; the row rules judge the value.
         source = (f"read_parquet({self._sources(readables)}, union_by_name=true, filename='_file', "
                   "file_row_number=true)")
-        types = dict(self.con.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {source})").fetchall())
+        types = dict(layout)
+        present = list(types)
         insert_incoming(
             self.con, self.channel,
             f"SELECT {self._select_list(lambda n: f'{as_text(q(n), types[n])} AS {q(n)}', present)}, f.day, f.location, "

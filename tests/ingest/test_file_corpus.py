@@ -198,10 +198,14 @@ def test_a_parquet_phone_stored_as_a_float_is_read_as_the_number_it_stands_for(t
              "select * from (values ('P1', 13800138000.0::double), ('P2', null), ('P3', 1.5::double)) as t(event_id, phone) "
              "cross join (select '2026-10-01T10:00:00Z' as event_time, 'o1' as open_id, null as member_id, "
              "'login' as event_type, '/' as page)")
-    result = load(con, MINI, tmp_path)
+    # The next day's file holds the phone as text: read in the same load, each keeps its own type.
+    _parquet(con, tmp_path / "mini_program_events/mini_program_events_2026-10-02.parquet",
+             "select 'P4' as event_id, '13800138000' as phone, '2026-10-02T10:00:00Z' as event_time, 'o1' as open_id, "
+             "null as member_id, 'login' as event_type, '/' as page")
+    result = load(con, MINI, tmp_path, days=(DAY, "2026-10-02"))
     assert result.field_issues == {"phone: invalid phone": 1}
     assert con.execute("select event_id, phone from raw.mini_program_events order by 1").fetchall() == [
-        ("P1", "13800138000"), ("P2", None), ("P3", "1.5")]
+        ("P1", "13800138000"), ("P2", None), ("P3", "1.5"), ("P4", "13800138000")]
 
 
 def test_garbage_named_parquet_fails_naming_the_file(tmp_path, con):
