@@ -242,11 +242,14 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
             if channel.name in parents:
                 key = cleaned_text(fields(channel.natural_key))
                 # The row names no request: it is attributed to the batch's first.
+                con.execute(f"""INSERT INTO _records
+                    SELECT DISTINCT (SELECT min(request_id) FROM _requested), {lit(channel.name)}, {key}
+                    FROM {schema}.{table} WHERE {predicate} AND {key} IS NOT NULL""")
                 con.execute(f"""INSERT INTO private.erased_records
-                    SELECT DISTINCT {lit(channel.name)}, {key}, (SELECT min(request_id) FROM _requested), ?
-                    FROM {schema}.{table} AS t WHERE {predicate} AND {key} IS NOT NULL
-                      AND NOT EXISTS (SELECT 1 FROM private.erased_records e
-                                      WHERE e.channel = {lit(channel.name)} AND e.record_id = {key})""", [now])
+                    SELECT DISTINCT channel, record_id, request_id, ? FROM _records r
+                    WHERE channel = {lit(channel.name)} AND NOT EXISTS (
+                        SELECT 1 FROM private.erased_records e WHERE e.channel = r.channel AND e.record_id = r.record_id)""",
+                            [now])
             deleted = con.execute(f"DELETE FROM {schema}.{table} WHERE {predicate}").fetchone()[0]
             if deleted:
                 result.rows_deleted[f"{schema}.{channel.name}"] = int(deleted)

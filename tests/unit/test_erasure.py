@@ -169,6 +169,8 @@ def test_a_quarantined_order_of_the_person_takes_its_order_lines_with_it():
     result = apply(con, {name: catalog[name] for name in ("order_lines", "online_orders")},
                    [ErasureRequest("R1", "email", "gone@example.com", None)])
     assert result.rows_deleted == {"quarantine.online_orders": 1, "raw.order_lines": 1}
+    assert result.records == 1
+    assert con.execute("SELECT request_id, records FROM private.erasure_log").fetchall() == [("R1", 1)]
     assert con.execute("SELECT order_id FROM raw.order_lines").fetchall() == [("O2",)]
     # A later delivery of the line is dropped on landing too.
     assert con.execute("SELECT channel, record_id, request_id FROM private.erased_records").fetchall() == [
