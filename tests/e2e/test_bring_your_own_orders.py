@@ -98,6 +98,12 @@ def test_an_export_too_small_to_fit_the_models_still_publishes_without_scores(tm
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert (f"holds data from 2026-01-10 on, before this run's first day 2026-07-01; the results will mix both runs. "
             f"Remove {tmp_path / 'data'} (or set another CDP_DATA_DIR) to start afresh") in again.stderr
+    con = duckdb.connect(str(tmp_path / "data" / "serve.duckdb"), read_only=True)
+    try:
+        as_of = con.execute("select distinct as_of_date::varchar from customer_rfm").fetchall()
+    finally:
+        con.close()
+    assert as_of == [("2026-09-30",)]
 
 
 def test_a_warehouse_with_rows_ingest_did_not_write_stops_the_run_with_the_fix(tmp_path):
@@ -125,9 +131,3 @@ def test_a_warehouse_with_rows_ingest_did_not_write_stops_the_run_with_the_fix(t
     assert "raw.service_tickets holds 1 rows without _load_id" in done.stderr
     assert "DELETE FROM raw.service_tickets WHERE _load_id IS NULL" in done.stderr
     assert not (data / "serve.duckdb").exists()
-    con = duckdb.connect(str(tmp_path / "data" / "serve.duckdb"), read_only=True)
-    try:
-        as_of = con.execute("select distinct as_of_date::varchar from customer_rfm").fetchall()
-    finally:
-        con.close()
-    assert as_of == [("2026-09-30",)]
