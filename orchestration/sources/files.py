@@ -261,7 +261,7 @@ class _FileReader:
     def _insert_rejects(self, reason: str) -> None:
         """The lines the last scan stored as rejects, with `reason` and what DuckDB found wrong."""
         self.con.execute(
-            f"INSERT INTO _incoming_rejects SELECT any_value(r.csv_line), "
+            "INSERT INTO _incoming_rejects SELECT any_value(r.csv_line), "
             f"{lit(reason + ': ')} || string_agg(DISTINCT lower(CAST(r.error_type AS VARCHAR)), ', '), "
             "any_value(f.day), any_value(f.location), r.line "
             "FROM _rejects AS r JOIN _rejects_scan AS s USING (scan_id, file_id) JOIN _files AS f ON f.file = s.file_path "
