@@ -576,7 +576,7 @@ def _redeliver(con) -> dict[str, tuple]:
 # model between them that is rebuilt in full.
 RESTAGED = ["staging", "int_touchpoints_unioned", "int_identifiers_observed", "int_identifiers_shared",
             "int_identity_links_dropped", "int_identity_edges", "int_identity_components",
-            "int_identifier_customers", "int_touchpoints_linked"]
+            "int_identifier_customers", "int_touchpoints_linked", "int_service_messages_scored"]
 RESTAGED_MARTS = ["orders"]
 IDENTITY = ["int_customer_ids_assigned"]
 IDENTITY_MAX_ORDERS_PER_DAY = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]["identity"]["max_orders_per_day"]

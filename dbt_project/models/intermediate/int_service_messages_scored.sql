@@ -1,9 +1,21 @@
 -- The mood of each message a customer wrote to the service desk (DOMAIN §3: sentiment of service
 -- contacts where text exists), from the terms of seed sentiment_lexicon: transparent, and tuned by
 -- editing a word list rather than by retraining. Agents' replies are not the customer's mood.
+-- Incremental: a daily run scores the messages staging rewrote and deletes those it dropped (a
+-- change to the lexicon or the vars rebuilds the table: the dbt asset's rules fingerprint).
+{{ config(**absorbing_config(key='message_id')) }}
 {% set s = var('sentiment') %}
+{% set since = absorbed_until(key='message_id') %}
 
-with messages as (
+with restaged as (
+    select message_id, ticket_id, sent_at, author, body
+    from {{ ref('stg_helpdesk__messages') }}
+    {%- if since %}
+    where _restaged_at > {{ since }}
+    {%- endif %}
+),
+
+messages as (
     select
         message_id,
         ticket_id,
@@ -12,7 +24,7 @@ with messages as (
         -- as a whole word (' late ' is not in ' latest '), and two found next to each other do
         -- not share the space between them.
         '  ' || replace(trim({{ cdp.regexp_replace_all('lower(body)', '[[:punct:][:space:]，。！？、；：“”‘’（）【】《》…—]+', ' ') }}), ' ', '  ') || '  ' as words
-    from {{ ref('stg_helpdesk__messages') }}
+    from restaged
     where author = 'customer' and body is not null
 ),
 
@@ -80,6 +92,15 @@ select
         when coalesce(scored.weight_sum, 0) >= {{ s['neutral_band'] }} then 'positive'
         else 'neutral'
     end as sentiment,
-    cast(coalesce(scored.terms_matched, 0) as integer) as terms_matched
+    cast(coalesce(scored.terms_matched, 0) as integer) as terms_matched,
+    {{ restage_stamp() }} as _restaged_at
 from messages
 left join scored on messages.message_id = scored.message_id
+{%- if since %}
+-- Tombstones (no _restaged_at) delete the rows of messages staging dropped, and of messages
+-- rewritten as no longer the customer's own.
+union all by name
+select record_id as message_id from ({{ dropped_since('stg_helpdesk__messages', since) }}) as dropped
+union all by name
+select message_id from restaged where not (author = 'customer' and body is not null)
+{%- endif %}
