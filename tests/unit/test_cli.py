@@ -1,5 +1,7 @@
 import os
+from contextlib import nullcontext
 from datetime import date
+from types import SimpleNamespace
 
 import duckdb
 
@@ -38,6 +40,35 @@ def test_a_demo_run_warns_when_the_warehouse_holds_days_before_its_range(tmp_pat
     assert earlier_data_warning(warehouse, date(2025, 11, 1)) is None  # the same range is reloaded
     warning = earlier_data_warning(warehouse, date(2026, 10, 2))
     assert "2025-11-01" in warning and "make clean" in warning
+
+
+def test_only_a_demo_run_warns_of_earlier_days_a_daily_run_on_delivered_files_builds_on_them(
+        capsys, monkeypatch, tmp_path):
+    import orchestration.cli as cli
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CDP_WAREHOUSE_PATH", raising=False)
+    monkeypatch.setenv("CDP_START_DATE", "2026-10-01")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("CDP_CRM_DATABASE_URL", f"sqlite:///{tmp_path / 'crm.sqlite'}")
+    monkeypatch.setenv("CDP_HELPDESK_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CDP_HELPDESK_TOKEN", "t")
+    (tmp_path / "data").mkdir()
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
+    ensure_tables(con, load_catalog()["web_events"])
+    con.execute("insert into audit.load_ledger (channel, partition_start, partition_end) "
+                "values ('web_events', date '2026-10-01', date '2026-10-30')")
+    con.close()
+    # Everything after the warning is stood in for: only what the run prints before it matters.
+    monkeypatch.setattr(cli, "_prepare_instance", lambda: None)
+    monkeypatch.setattr("orchestration.dbt_project.prepare_manifest", lambda *a, **k: None)
+    monkeypatch.setattr(cli, "generate", lambda *a, **k: SimpleNamespace(people=0, files_written=0, landing_dir=""))
+    monkeypatch.setattr(cli, "run_source_systems", lambda *a, **k: nullcontext(["systems"]))
+    monkeypatch.setattr(cli, "materialize_range", lambda *a, **k: False)
+    cli.main(["run", "--skip-generate", "--end-date", "2026-10-31", "--days", "1"])
+    assert "mix both runs" not in capsys.readouterr().err
+    cli.main(["run", "--end-date", "2026-10-31", "--days", "1"])
+    assert "holds data from 2026-10-01 on, before this run's first day 2026-10-31" in capsys.readouterr().err
 
 
 def test_the_benchmark_takes_a_history_length_of_at_least_two_days(capsys):
