@@ -3,6 +3,7 @@ and writes the same figures as JSON. Numbers, not assertions: compare them withi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -581,15 +582,19 @@ class RunSampler:
                 return
 
 
-def bench_pipeline(size: str, out: Path | None = None, days: int | None = None) -> dict:
+def bench_pipeline(size: str, out: Path | None = None, days: int | None = None, keep: Path | None = None) -> dict:
     """The whole graph on generated data: a full build of every day but the last, then the last
     day as the daily increment. Runs in this process; the memory sampled during each run adds
     up this process (Dagster, DuckDB, the ML) and its children (dbt). `days` replaces the size's
     365 days of history (the same customers, the same last day): run two lengths to see what of
-    the increment grows with the history rather than with the day."""
+    the increment grows with the history rather than with the day. `keep` runs it in that (empty)
+    folder and leaves it there: the warehouse after the increment, to profile queries on."""
     config = SIZES[size] if days is None else replace(SIZES[size], days=days)
     first_day = config.end_date - timedelta(days=config.days - 1)
-    with tempfile.TemporaryDirectory(prefix=f"cdp-bench-{size}-") as tmp:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(keep)) if keep is not None
+          else tempfile.TemporaryDirectory(prefix=f"cdp-bench-{size}-")) as tmp:
         root = Path(tmp)
         os.environ.update(CDP_DATA_DIR=str(root), DAGSTER_HOME=str(root / "dagster_home"),
                           CDP_START_DATE=first_day.isoformat())

@@ -112,6 +112,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("--days sets the history of the pipeline benchmark; --ingest-only and --publish-only keep the "
               "size's 365 days", file=sys.stderr)
         return 2
+    if args.keep is not None and (args.ingest_only or args.publish_only):
+        print("--keep keeps the pipeline benchmark's folder; --ingest-only and --publish-only clean up theirs",
+              file=sys.stderr)
+        return 2
+    if args.keep is not None and args.keep.exists() and (not args.keep.is_dir() or any(args.keep.iterdir())):
+        print(f"--keep {args.keep}: must be an empty folder or not exist yet", file=sys.stderr)
+        return 2
     if args.out is not None:
         problem = unwritable_file(args.out)
         if problem:  # found now, not after the benchmark's hour
@@ -125,7 +132,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.publish_only:
         bench_publish(args.size, args.out)
         return 0
-    report = bench_pipeline(args.size, args.out, days=args.days)
+    report = bench_pipeline(args.size, args.out, days=args.days, keep=args.keep)
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
 
 
@@ -578,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--days", type=_history_days, default=None,
                        help="days of history instead of the size's 365 (the pipeline benchmark only)")
     bench.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
+    bench.add_argument("--keep", type=Path, default=None,
+                       help="run the pipeline benchmark in this empty folder and leave it (warehouse, landing files) "
+                            "to profile queries on")
     bench.set_defaults(func=cmd_bench)
     ui = sub.add_parser("ui", help="the Dagster UI on 127.0.0.1 (with the demo source systems)")
     ui.add_argument("--port", type=_port, default=3000)

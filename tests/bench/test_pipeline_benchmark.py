@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 pytestmark = pytest.mark.bench
@@ -22,11 +23,12 @@ SQL_LAYERS = {"dbt staging", "dbt intermediate", "dbt marts"}
 
 
 def test_the_benchmark_at_small_reports_both_runs_stage_by_stage(tmp_path):
-    out = tmp_path / "pipeline-small.json"
+    out, kept = tmp_path / "pipeline-small.json", tmp_path / "kept"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_") and k != "DAGSTER_HOME"}
     cdp = Path(sys.executable).with_name("cdp")
     # From the project folder, as `make bench` runs it.
-    done = subprocess.run([str(cdp), "bench", "--size", "small", "--out", str(out)], env=env, cwd=ROOT,
+    done = subprocess.run([str(cdp), "bench", "--size", "small", "--out", str(out), "--keep", str(kept)],
+                          env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -80,3 +82,8 @@ def test_the_benchmark_at_small_reports_both_runs_stage_by_stage(tmp_path):
     for what in ("full build wall", "daily increment wall", "peak memory (all processes)", "CLV fit vs lifetimes"):
         assert any(what in line for line in judged), what
     assert sum("vs bare DuckDB" in line for line in judged) == 2 * len(SQL_LAYERS)
+
+    # --keep leaves the warehouse after the increment, to profile queries on.
+    con = duckdb.connect(str(kept / "warehouse.duckdb"), read_only=True)
+    assert con.execute("SELECT max(as_of_date) FROM marts.customer_rfm").fetchone()[0].isoformat() == "2026-10-31"
+    con.close()

@@ -283,6 +283,18 @@ def test_the_benchmark_refuses_an_out_file_it_could_not_write_before_it_starts(c
         assert capsys.readouterr().err.startswith(f"--out {out}: {says}")
 
 
+def test_the_benchmark_keeps_its_folder_only_in_an_empty_one(capsys, tmp_path):
+    from orchestration.cli import main
+
+    (tmp_path / "earlier-run").write_text("")
+    for argv, says in ((["--keep", str(tmp_path)], "must be an empty folder or not exist yet"),
+                       (["--keep", str(tmp_path / "earlier-run")], "must be an empty folder or not exist yet"),
+                       (["--ingest-only", "--keep", str(tmp_path / "new")], "--keep keeps the pipeline benchmark's")):
+        assert main(["bench", "--size", "small", *argv]) == 2
+        assert says in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier-run"]
+
+
 def test_the_summary_counts_the_rows_kept_aside_with_the_commonest_reasons(tmp_path):
     from orchestration.cli import quarantine_summary
 
