@@ -5,12 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.byo import ORDERS_CHANNEL
-from orchestration.partitions import daily_partitions
 
 daily_refresh_job = dg.define_asset_job(
     "daily_refresh",
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="Loads one delivery day of every channel and rebuilds models, scores and the serve file.",
 )
 
@@ -23,7 +21,6 @@ orders_only_job = dg.define_asset_job(
     "orders_only",
     selection=dg.AssetSelection.all()
     - (dg.AssetSelection.key_prefixes(["raw"]) - dg.AssetSelection.assets(dg.AssetKey(["raw", ORDERS_CHANNEL]))),
-    partitions_def=daily_partitions,
     description="One orders export (mapped onto the online_orders channel) through identity, value, ML and publish.",
 )
 

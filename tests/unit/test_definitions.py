@@ -48,9 +48,11 @@ def test_the_definitions_load_without_the_modelling_and_checking_libraries():
     assert done.stdout.strip() == ""
 
 
-def test_loading_the_definitions_does_not_print_the_backfill_policy_beta_warning():
+def test_loading_the_definitions_prints_no_beta_or_deprecation_warning_of_ours():
     """Every run and `cdp` command loads the definitions; the ingest assets' beta parameter would
-    print its warning once per channel there."""
+    print its warning once per channel there, and a job's `partitions_def` (inferred from its
+    assets) that it goes away in Dagster 2.0."""
     done = subprocess.run([sys.executable, "-W", "always", "-c", "import orchestration.definitions"],
                           capture_output=True, text=True, check=True)
     assert "backfill_policy" not in done.stderr
+    assert "partitions_def" not in done.stderr
