@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
@@ -260,6 +261,39 @@ def one_planned_event_per_asset(enabled: bool):
             os.environ.pop(PLANNED_EVENTS_ENV, None)
 
 
+# Dagster's console line for a failed step or run: the reason, then the stack of Dagster's own
+# frames that raised it.
+_FAILURE = "dagster._core.definitions.events.Failure: "
+_STACK = "\n\nStack Trace:"
+
+
+class ExpectedFailureWithoutStack(logging.Filter):
+    """Keeps the reason of a `dagster.Failure` (what the pipeline raises for bad input, with a
+    message meant for the user) on the terminal and drops its stack trace, which names only
+    Dagster's frames; any other error keeps its trace. The run's log keeps both."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _FAILURE in message and _STACK in message:
+            record.msg, record.args = message.split(_STACK, 1)[0].replace(_FAILURE, ""), None
+        return True
+
+
+def _console_logger():
+    import dagster as dg
+    from dagster._utils.log import create_console_logger
+
+    @dg.logger(dg.Field({"log_level": dg.Field(str, is_required=False, default_value="INFO")}),
+               description="Dagster's console logger, without the stack trace of an expected failure.")
+    def console(init_context):
+        logger = create_console_logger("dagster", init_context.logger_config["log_level"])
+        for handler in logger.handlers:
+            handler.addFilter(ExpectedFailureWithoutStack())
+        return logger
+
+    return console
+
+
 def materialize_range(start: str, end: str, instance=None, job: str = "daily_refresh", ops: dict | None = None,
                       as_of: str | None = None) -> bool:
     """Run a partitioned job over [start, end] as one run (the ingest assets read all days at
@@ -277,7 +311,7 @@ def materialize_range(start: str, end: str, instance=None, job: str = "daily_ref
     if ops:
         run_config["ops"] = ops
     with _exclusive_cli_run(instance), one_planned_event_per_asset(start != end):
-        result = defs.resolve_job_def(job).execute_in_process(
+        result = defs.resolve_job_def(job).with_logger_defs({"console": _console_logger()}).execute_in_process(
             instance=instance,
             tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end, CLI_RUN_TAG: "cli",
                   **({AS_OF_TAG: as_of} if as_of else {})},

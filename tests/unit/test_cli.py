@@ -1,4 +1,5 @@
 import os
+import re
 from contextlib import nullcontext
 from datetime import date
 from types import SimpleNamespace
@@ -371,3 +372,31 @@ def test_an_orders_run_never_clears_a_landing_folder_of_your_own(capsys, monkeyp
     assert main(["run", "--orders", str(tmp_path / "missing.csv"), "--as-of", "2026-10-31"]) == 2
     assert f"and CDP_LANDING_DIR is {tmp_path / 'exports'}: unset it for an orders run" in capsys.readouterr().err
     assert (exports / "online_orders_2026-10-01.csv").exists()
+
+
+def test_the_terminal_shows_an_expected_failure_by_its_reason_and_a_bug_with_its_trace(capfd):
+    """Bad input fails a step with `dagster.Failure` and a reason meant for the user: `cdp run`
+    prints the reason without Dagster's stack; an error nobody expected keeps its trace."""
+    import dagster as dg
+
+    from orchestration.cli import _console_logger
+
+    @dg.asset
+    def bad_file():
+        raise dg.Failure(description="online_orders: day.csv lacks columns ['order_id']")
+
+    @dg.asset
+    def bug():
+        raise KeyError("no such column")
+
+    job = dg.define_asset_job("probe").resolve(asset_graph=dg.Definitions(assets=[bad_file, bug]).resolve_asset_graph())
+    result = job.with_logger_defs({"console": _console_logger()}).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})  # as materialize_range
+    assert not result.success
+    err = capfd.readouterr().err
+    # Up to the next log line (each starts with its time).
+    failed = re.split(r"\n\d{4}-\d\d-\d\d ", err.split('Execution of step "bad_file" failed.')[1])[0]
+    assert failed.strip() == "online_orders: day.csv lacks columns ['order_id']"
+    crashed = err.split('Execution of step "bug" failed.')[1]
+    assert "KeyError" in crashed and "Stack Trace:" in crashed and 'File "' in crashed
