@@ -261,21 +261,22 @@ def one_planned_event_per_asset(enabled: bool):
             os.environ.pop(PLANNED_EVENTS_ENV, None)
 
 
-# Dagster's console line for a failed step or run: the reason, then the stack of Dagster's own
-# frames that raised it.
-_FAILURE = "dagster._core.definitions.events.Failure: "
+# Dagster's console line for a failed step or run: the error's class and reason, then the stack
+# of Dagster's own frames that raised it. Expected: `dagster.Failure` (what the pipeline raises
+# for bad input, with a reason meant for the user) and a failed blocking check.
+_EXPECTED = ("dagster._core.definitions.events.Failure: ", "dagster._core.errors.DagsterAssetCheckFailedError: ")
 _STACK = "\n\nStack Trace:"
 
 
 class ExpectedFailureWithoutStack(logging.Filter):
-    """Keeps the reason of a `dagster.Failure` (what the pipeline raises for bad input, with a
-    message meant for the user) on the terminal and drops its stack trace, which names only
-    Dagster's frames; any other error keeps its trace. The run's log keeps both."""
+    """Keeps an expected failure's reason on the terminal and drops its stack trace; any other
+    error keeps its trace. The run's log keeps both."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _FAILURE in message and _STACK in message:
-            record.msg, record.args = message.split(_STACK, 1)[0].replace(_FAILURE, ""), None
+        expected = next((prefix for prefix in _EXPECTED if prefix in message), None)
+        if expected and _STACK in message:
+            record.msg, record.args = message.split(_STACK, 1)[0].replace(expected, ""), None
         return True
 
 

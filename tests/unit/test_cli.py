@@ -375,8 +375,9 @@ def test_an_orders_run_never_clears_a_landing_folder_of_your_own(capsys, monkeyp
 
 
 def test_the_terminal_shows_an_expected_failure_by_its_reason_and_a_bug_with_its_trace(capfd):
-    """Bad input fails a step with `dagster.Failure` and a reason meant for the user: `cdp run`
-    prints the reason without Dagster's stack; an error nobody expected keeps its trace."""
+    """Bad input fails a step with `dagster.Failure` and a reason meant for the user, or by a
+    blocking check: `cdp run` prints the reason without Dagster's stack; an error nobody expected
+    keeps its trace."""
     import dagster as dg
 
     from orchestration.cli import _console_logger
@@ -385,11 +386,16 @@ def test_the_terminal_shows_an_expected_failure_by_its_reason_and_a_bug_with_its
     def bad_file():
         raise dg.Failure(description="online_orders: day.csv lacks columns ['order_id']")
 
+    @dg.asset(check_specs=[dg.AssetCheckSpec("volume", asset="thin_day", blocking=True)])
+    def thin_day():
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(check_name="volume", passed=False)])
+
     @dg.asset
     def bug():
         raise KeyError("no such column")
 
-    job = dg.define_asset_job("probe").resolve(asset_graph=dg.Definitions(assets=[bad_file, bug]).resolve_asset_graph())
+    assets = [bad_file, thin_day, bug]
+    job = dg.define_asset_job("probe").resolve(asset_graph=dg.Definitions(assets=assets).resolve_asset_graph())
     result = job.with_logger_defs({"console": _console_logger()}).execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}})  # as materialize_range
@@ -398,5 +404,7 @@ def test_the_terminal_shows_an_expected_failure_by_its_reason_and_a_bug_with_its
     # Up to the next log line (each starts with its time).
     failed = re.split(r"\n\d{4}-\d\d-\d\d ", err.split('Execution of step "bad_file" failed.')[1])[0]
     assert failed.strip() == "online_orders: day.csv lacks columns ['order_id']"
+    stopped = re.split(r"\n\d{4}-\d\d-\d\d ", err.split('Execution of step "thin_day" failed.')[1])[0]
+    assert stopped.strip() == "1 blocking asset check failed with ERROR severity:\nthin_day: volume"
     crashed = err.split('Execution of step "bug" failed.')[1]
     assert "KeyError" in crashed and "Stack Trace:" in crashed and 'File "' in crashed
