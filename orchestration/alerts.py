@@ -32,6 +32,8 @@ class Alert:
     failed_steps: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     reason: str = ""
+    # Checks of warning severity that did not pass: they stopped nothing, but say what else was off.
+    warned_checks: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         parts = [f"run {self.run_id[:8]} of {self.job} failed"]
@@ -41,13 +43,17 @@ class Alert:
             parts.append("checks: " + ", ".join(self.failed_checks))
         if self.reason:
             parts.append("reason: " + self.reason)
+        if self.warned_checks:
+            parts.append("warnings: " + ", ".join(self.warned_checks))
         return " | ".join(parts)
 
 
-def build_alert(job: str, run_id: str, failed_steps: list[str], failed_checks: list[str], reason: str) -> Alert:
+def build_alert(job: str, run_id: str, failed_steps: list[str], failed_checks: list[str], reason: str,
+                warned_checks: list[str] = ()) -> Alert:
     return Alert(job=job, run_id=run_id, failed_steps=sorted(set(failed_steps)),
                  failed_checks=sorted(set(failed_checks)),
-                 reason=scrub(" ".join(reason.split()))[:MAX_REASON_CHARS])
+                 reason=scrub(" ".join(reason.split()))[:MAX_REASON_CHARS],
+                 warned_checks=sorted(set(warned_checks)))
 
 
 def send(alert: Alert, url: str | None = None, timeout_s: float = 10.0) -> bool:

@@ -97,7 +97,7 @@ def alert_for_run(instance: dg.DagsterInstance, job: str, run_id: str, run_messa
     """What failed in a run, read from its event log. A step stopped by its blocking checks is told
     by the checks' own descriptions when they have one (`mostly_accepted`: which days, how many
     rows), not by Dagster's generic error."""
-    steps, checks, reasons, check_details, check_errors = [], [], [], [], []
+    steps, checks, warned, reasons, check_details, check_errors = [], [], [], [], [], []
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None:
@@ -117,9 +117,13 @@ def alert_for_run(instance: dg.DagsterInstance, job: str, run_id: str, run_messa
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not evaluation.passed:
-                checks.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
-                if evaluation.severity == dg.AssetCheckSeverity.ERROR and evaluation.description:
-                    check_details.append(f"{checks[-1]}: {evaluation.description}")
+                name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+                if evaluation.severity != dg.AssetCheckSeverity.ERROR:
+                    warned.append(name)
+                    continue
+                checks.append(name)
+                if evaluation.description:
+                    check_details.append(f"{name}: {evaluation.description}")
     if check_errors:
         reasons += check_details or check_errors
-    return build_alert(job, run_id, steps, checks, "; ".join(r for r in reasons if r) or run_message)
+    return build_alert(job, run_id, steps, checks, "; ".join(r for r in reasons if r) or run_message, warned)
