@@ -14,15 +14,17 @@ customers as (
     where profiles.first_seen_at is null or cast(profiles.first_seen_at as date) <= as_of.as_of_date
 ),
 
+-- The spend of the last annual_spend_days, scaled to a year when they are not 365.
+{%- set per_year = '' if clv['annual_spend_days'] == 365 else ' * ' ~ (365 / clv['annual_spend_days']) %}
 annual as (
     select
         purchases.customer_id,
-        sum(purchases.amount) as annual_spend,
+        sum(purchases.amount){{ per_year }} as annual_spend,
         sum(purchases.amount * case purchases.sales_channel
             {%- for channel, margin in clv['gross_margin'].items() %}
             when '{{ channel }}' then {{ margin }}
             {%- endfor %}
-        end) as annual_gross_profit
+        end){{ per_year }} as annual_gross_profit
     from {{ ref('int_purchases_sequenced') }} as purchases
     cross join as_of
     where purchases.order_date > {{ dbt.dateadd('day', -clv['annual_spend_days'], 'as_of.as_of_date') }}
