@@ -8,6 +8,8 @@ here with the generic ones."""
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Protocol
@@ -46,9 +48,21 @@ def timestamp_formats() -> tuple[str, ...]:
     return tuple(_project_vars()["timestamp_formats"])
 
 
+class RulesConfigError(ValueError):
+    """A rule in dbt_project.yml's vars that ingest cannot apply, named for the user."""
+
+
 def earliest_timestamp() -> str:
     """The first day a time may fall on (vars.earliest_timestamp); earlier ones are stand-ins."""
-    return str(_project_vars()["earliest_timestamp"])
+    value = str(_project_vars()["earliest_timestamp"])
+    try:
+        if not re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+            raise ValueError(value)
+        date.fromisoformat(value)
+    except ValueError:
+        raise RulesConfigError(f"vars.earliest_timestamp in dbt_project.yml must be a day as YYYY-MM-DD, "
+                               f"not '{value}'") from None
+    return value
 
 
 def q(identifier: str) -> str:

@@ -21,7 +21,7 @@ import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
 from packaging import version
 
-from orchestration.settings import DBT_PROJECT_DIR, DBT_TARGET_PATH, Settings
+from orchestration.settings import DBT_PROJECT_DIR, DBT_TARGET_PATH, Settings, SettingsError
 from orchestration.warehouse import table_exists
 
 # The dbt installed beside this Python, so `.venv/bin/cdp` works without an activated venv.
@@ -74,7 +74,12 @@ def prepare_manifest(force: bool = False) -> None:
     from the partial_parse.msgpack it leaves beside the manifest."""
     export_profile_env()
     if force or not dbt_project.manifest_path.exists():
-        PipelineDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+        parse = PipelineDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE).cli(
+            ["parse", "--quiet"], target_path=dbt_project.target_path, raise_on_error=False)
+        parse.wait()
+        if not parse.is_successful():
+            error = parse.get_error()
+            raise DbtProjectError(dbt_parse_failure(getattr(error, "description", None) or str(error)))
 
 
 def as_of_from_tags(tags: Mapping[str, str], latest_loaded: str | None = None) -> str | None:
@@ -92,6 +97,42 @@ def dbt_build_args(full_refresh: bool = False) -> list[str]:
     """`dbt build`. dbt unit tests check the SQL against fixed inputs, not the day's data:
     `make test` runs them (tests/e2e), the daily build does not spend time on them."""
     return ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
+
+
+# What macros/validate_vars.sql starts its refusal with.
+VARS_REFUSED = "dbt_project.yml vars: "
+
+
+# dagster-dbt's error text ends with dbt's own error lines after this.
+_DBT_ERRORS = "Errors parsed from dbt logs:"
+
+
+class DbtProjectError(SettingsError):
+    """dbt cannot read the project: a var or a model the user must mend."""
+
+
+def _refused_vars(error_text: str) -> str | None:
+    return next((line[line.index(VARS_REFUSED):].strip() for line in error_text.splitlines() if VARS_REFUSED in line),
+                None)
+
+
+def dbt_failure_description(error_text: str) -> str:
+    """The dbt step's reason to fail: the business vars dbt refused, named, when that is why
+    (nothing was built); else where to look for the failed models and tests."""
+    refused = _refused_vars(error_text)
+    if refused:
+        return "dbt refused the business rules, nothing was built: " + refused
+    return "dbt build failed: see the failed models and tests in this run's checks and logs"
+
+
+def dbt_parse_failure(error_text: str) -> str:
+    """Why dbt could not parse the project, in dbt's words (not dagster-dbt's wrapping)."""
+    refused = _refused_vars(error_text)
+    if refused:
+        return refused
+    said = error_text.split(_DBT_ERRORS, 1)[-1].strip()
+    lines = [line.strip() for line in said.splitlines() if line.strip() and line.strip() != "Encountered an error:"]
+    return "dbt cannot parse dbt_project/: " + " ".join(lines)
 
 
 # The fingerprint of the rules the incremental tables were last built with (one row).

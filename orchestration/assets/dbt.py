@@ -13,6 +13,7 @@ from orchestration.dbt_project import (
     as_of_env,
     as_of_from_tags,
     dbt_build_args,
+    dbt_failure_description,
     dbt_project,
     full_refresh_reason,
     rules_fingerprint,
@@ -113,4 +114,5 @@ def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareh
         shutil.rmtree(folder, ignore_errors=True)
     if not invocation.is_successful():
         # The rules are not recorded: a failed full refresh is tried again in full next time.
-        raise dg.Failure(description="dbt build failed: see the failed models and tests in this run's checks and logs")
+        error = invocation.get_error()
+        raise dg.Failure(description=dbt_failure_description(getattr(error, "description", None) or str(error)))

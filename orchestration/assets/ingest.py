@@ -21,6 +21,7 @@ from data_quality.delivery import (
     rows_per_day,
     volume_verdict,
 )
+from data_quality.rules import RulesConfigError
 from orchestration.partitions import daily_partitions, days_in_range
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.sources.catalog import Channel, load_catalog
@@ -94,7 +95,7 @@ def _ingest_asset(channel: Channel) -> dg.AssetsDefinition:
                           *delivery_checks(con, channel.name, newest, date.fromisoformat(key_range.start),
                                            (accepted, quarantined))]
                 checks_s = time.perf_counter() - judged_from
-        except SourceError as exc:
+        except (SourceError, RulesConfigError) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         context.log.info(
             f"{channel.name} {key_range.start}..{key_range.end}: {result.received} received, "
