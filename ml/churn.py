@@ -140,12 +140,13 @@ def train(
     load: FeatureLoader,
     first_day: date,
     as_of: date,
-    config: ChurnConfig = ChurnConfig(),
+    config: ChurnConfig | None = None,
     challengers: dict[str, Challenger] | None = None,
 ) -> ChurnArtifact:
     """Rolling-origin backtest: each of the newest `backtest_folds` labelled cut-offs is judged by
     models trained on the cut-offs before it; candidates (and label-free challengers such as
     BG/NBD) are ranked by mean holdout AUC. The champion is refit on every cut-off."""
+    config = config or ChurnConfig()
     with threadpool_limits(config.threads):
         return _train(load, first_day, as_of, config, challengers)
 
@@ -228,7 +229,8 @@ def _train(
     )
 
 
-def risk_band(probability: np.ndarray, config: ChurnConfig = ChurnConfig()) -> np.ndarray:
+def risk_band(probability: np.ndarray, config: ChurnConfig | None = None) -> np.ndarray:
+    config = config or ChurnConfig()
     return np.where(
         probability >= config.high_risk_threshold,
         "high",
@@ -263,11 +265,12 @@ def check_artifact(artifact: ChurnArtifact) -> None:
 
 
 def score(
-    artifact: ChurnArtifact, frame: pd.DataFrame, config: ChurnConfig = ChurnConfig(),
+    artifact: ChurnArtifact, frame: pd.DataFrame, config: ChurnConfig | None = None,
     challenger_probability: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Churn probability, band and reasons per customer of `frame`. A challenger champion (no
     fitted model in the artifact) brings its probabilities as of the scoring day."""
+    config = config or ChurnConfig()
     check_artifact(artifact)
     if artifact.model is not None:
         with threadpool_limits(config.scoring_threads):

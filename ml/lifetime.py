@@ -37,7 +37,8 @@ order by customer_id
 """
 
 
-def purchase_summary(con, as_of: date, config: ClvConfig = ClvConfig()) -> pd.DataFrame:
+def purchase_summary(con, as_of: date, config: ClvConfig | None = None) -> pd.DataFrame:
+    config = config or ClvConfig()
     frame = con.execute(_SUMMARY_SQL, {"as_of": as_of, "unit": config.time_unit_days}).df()
     frame[["frequency", "recency", "T", "monetary"]] = frame[["frequency", "recency", "T", "monetary"]].astype(float)
     return frame
@@ -51,8 +52,9 @@ def fit(summary: pd.DataFrame) -> tuple[clv.BetaGeoParams, clv.GammaGammaParams]
 
 
 def predict(
-    bg: clv.BetaGeoParams, gg: clv.GammaGammaParams, summary: pd.DataFrame, config: ClvConfig = ClvConfig()
+    bg: clv.BetaGeoParams, gg: clv.GammaGammaParams, summary: pd.DataFrame, config: ClvConfig | None = None
 ) -> pd.DataFrame:
+    config = config or ClvConfig()
     horizon_units = config.horizon_days / config.time_unit_days
     args = (summary["frequency"], summary["recency"], summary["T"])
     purchases = np.asarray(clv.expected_purchases(bg, horizon_units, *args))
@@ -88,9 +90,10 @@ def unconverged(bg: clv.BetaGeoParams, gg: clv.GammaGammaParams) -> list[str]:
     return [name for name, params in (("BG/NBD", bg), ("Gamma-Gamma", gg)) if not params.converged]
 
 
-def churn_probability(con, as_of: date, horizon_days: int, config: ClvConfig = ClvConfig()) -> pd.DataFrame:
+def churn_probability(con, as_of: date, horizon_days: int, config: ClvConfig | None = None) -> pd.DataFrame:
     """BG/NBD fitted on the history up to `as_of`: P(no purchase in the next `horizon_days`) per
     buyer. Needs no churn labels, so it also serves when history is too short to learn from."""
+    config = config or ClvConfig()
     summary = purchase_summary(con, as_of, config)
     bg = clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
     probability = clv.probability_no_purchase(

@@ -64,7 +64,7 @@ def churn_settings(config: ChurnModelConfig) -> ChurnConfig:
     try:
         return ChurnConfig(**{name: value for name, value in config.model_dump().items() if name in names})
     except ValueError as error:
-        raise dg.Failure(f"churn model run config: {error}") from None
+        raise dg.Failure(f"churn model settings (this run's config, or the defaults in ml/config.py): {error}") from None
 
 
 def scoring_date(con) -> date:
@@ -228,7 +228,10 @@ def customer_scores(
 ):
     from ml import clv, lifetime
 
-    churn_config = ChurnConfig()
+    try:
+        churn_config = ChurnConfig()
+    except ValueError as error:
+        raise dg.Failure(f"churn model settings in ml/config.py: {error}") from None
     try:
         clv_config = ClvConfig(horizon_days=config.clv_horizon_days, annual_discount_rate=config.annual_discount_rate)
     except ValueError as error:
