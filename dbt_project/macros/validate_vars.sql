@@ -64,6 +64,10 @@
     {%- do problems.append(_whole(top, none, 'preferred_channel_window_days', 1)) -%}
     {%- do problems.append(_number(top, none, 'pos_utc_offset_hours', -14, 14)) -%}
 
+    {%- if var('default_phone_country_code', none) | string != '86' -%}
+        {%- do problems.append("vars.default_phone_country_code must be '86', the only one supported: phones are read "
+            ~ "and masked as China's 11-digit mobile numbers, not " ~ _shown(var('default_phone_country_code', none))) -%}
+    {%- endif -%}
     {%- set earliest = var('earliest_timestamp', none) | string -%}
     {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', earliest) -%}
         {%- do problems.append("vars.earliest_timestamp must be a day as YYYY-MM-DD, not " ~ _shown(earliest)) -%}

@@ -34,6 +34,7 @@ def test_the_defaults_pass_and_each_var_that_cannot_be_right_is_named(tmp_path):
     wrong["sentiment"]["neutral_band"] = -0.25
     wrong["next_best_action"]["channels"]["one_to_one"] = ["email", "push"]
     wrong["earliest_timestamp"] = "01/02/1970"
+    wrong["default_phone_country_code"] = "1"
     done = _validate(tmp_path, wrong)
     assert done.returncode != 0
     said = done.stdout + done.stderr
@@ -49,6 +50,7 @@ def test_the_defaults_pass_and_each_var_that_cannot_be_right_is_named(tmp_path):
         "vars.next_best_action.channels.one_to_one must list contact channels of email, sms, wechat, "
         "not ['email', 'push']",
         "vars.earliest_timestamp must be a day as YYYY-MM-DD, not '01/02/1970'",
+        "vars.default_phone_country_code must be '86', the only one supported",
     ):
         assert problem in said, problem
 
