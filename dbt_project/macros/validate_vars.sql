@@ -76,7 +76,8 @@
     {%- set identity = var('identity', {}) -%}
     {%- do problems.append(_whole(identity, 'identity', 'max_orders_per_day', 1)) -%}
     {%- do problems.append(_whole(identity, 'identity', 'max_iterations', 1)) -%}
-    {%- do problems.append(_whole(identity, 'identity', 'customer_id_hex_digits', 8)) -%}
+    {#- A long id takes 8 digits more, of the 64 an HMAC-SHA256 has. -#}
+    {%- do problems.append(_whole(identity, 'identity', 'customer_id_hex_digits', 1, 56)) -%}
 
     {%- set found = problems | select | list -%}
     {%- if found -%}
@@ -97,12 +98,13 @@
     {{ return(value is number and value is not sameas true and value is not sameas false) }}
 {%- endmacro %}
 
-{# '' when block[name] is a whole number >= low, else what is wrong with it. #}
-{% macro _whole(block, prefix, name, low) -%}
+{# '' when block[name] is a whole number within [low, high], else what is wrong with it. #}
+{% macro _whole(block, prefix, name, low, high=none) -%}
     {%- set value = block.get(name) if block is mapping else none -%}
     {%- set path = 'vars.' ~ (prefix ~ '.' if prefix else '') ~ name -%}
-    {%- if not (_is_number(value) and value is integer and value >= low) -%}
-        {{ return(path ~ " must be a whole number of at least " ~ low ~ ", not " ~ _shown(value)) }}
+    {%- if not (_is_number(value) and value is integer and value >= low and (high is none or value <= high)) -%}
+        {{ return(path ~ " must be a whole number of at least " ~ low ~ ('' if high is none else ' and at most ' ~ high)
+            ~ ", not " ~ _shown(value)) }}
     {%- endif -%}
     {{ return('') }}
 {%- endmacro %}

@@ -35,6 +35,7 @@ def test_the_defaults_pass_and_each_var_that_cannot_be_right_is_named(tmp_path):
     wrong["next_best_action"]["channels"]["one_to_one"] = ["email", "push"]
     wrong["earliest_timestamp"] = "01/02/1970"
     wrong["default_phone_country_code"] = "1"
+    wrong["identity"]["customer_id_hex_digits"] = 60
     done = _validate(tmp_path, wrong)
     assert done.returncode != 0
     said = done.stdout + done.stderr
@@ -51,6 +52,7 @@ def test_the_defaults_pass_and_each_var_that_cannot_be_right_is_named(tmp_path):
         "not ['email', 'push']",
         "vars.earliest_timestamp must be a day as YYYY-MM-DD, not '01/02/1970'",
         "vars.default_phone_country_code must be '86', the only one supported",
+        "vars.identity.customer_id_hex_digits must be a whole number of at least 1 and at most 56, not 60",
     ):
         assert problem in said, problem
 
