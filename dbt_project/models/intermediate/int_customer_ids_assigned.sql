@@ -89,7 +89,9 @@ survivors as (
     where age_rank = 1
 ),
 
--- A component that inherits no id gets a new one from a hash of its label and the day.
+-- A component that inherits no id gets a new one from a keyed hash (HMAC) of its label and the
+-- day: the label is an identifier's value (an email, a phone), which a plain hash of it would
+-- let anyone holding a list of them read back from the id BI sees.
 {%- set digits = var('identity')['customer_id_hex_digits'] %}
 unclaimed as (
     select
@@ -99,9 +101,10 @@ unclaimed as (
     from (
         select distinct
             nodes.component,
-            {{ dbt.hash("nodes.component || '@' || cast(as_of.as_of_date as " ~ dbt.type_string() ~ ")") }} as hashed
+            {{ hmac_sha256("nodes.component || '@' || cast(as_of.as_of_date as " ~ dbt.type_string() ~ ")") }} as hashed
         from nodes
         cross join as_of
+        cross join {{ source('private', 'hmac_key') }} as hmac_key
         left join survivors on nodes.component = survivors.component
         where nodes.component is not null and survivors.component is null
     ) as hashes
