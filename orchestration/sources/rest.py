@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import requests
 
+from orchestration.alerts import scrub
 from orchestration.sources.errors import SourceError
 
 __all__ = ["RestSource", "SourceError", "fetch_window", "SOURCE_LOCATION"]
@@ -45,7 +46,7 @@ SOURCE_LOCATION = "_source_location"
 PAGINATION_MODES = ("cursor", "page")
 MAX_BACKOFF_SECONDS = 60.0       # one exponential wait never exceeds this
 MAX_RETRY_AFTER_SECONDS = 300.0  # a server asking for a longer pause fails the load instead of blocking it
-_SNIPPET = 200                   # characters of a bad body quoted in an error
+_SNIPPET = 200                   # characters of an error reply quoted in an error
 
 
 @dataclass(frozen=True)
@@ -256,10 +257,10 @@ class _Client:
                     try:
                         return response.json()
                     except ValueError as exc:
+                        # A page of records: its text would carry customers' data into the logs.
                         raise self._fail(where, f"the response is not valid JSON ({exc}; HTTP {status}, "
-                                                f"{len(response.content)} bytes"
-                                                + self._outside(_snippet(response.text, prefix=", starting "))
-                                                + ")") from None
+                                                f"{len(response.content)} bytes, "
+                                                f"{response.headers.get('Content-Type') or 'no content type'})") from None
             if attempt + 1 < attempts:
                 log.warning("GET %s %s: %s; retry %d of %d in %.2fs", source.url, where, problem,
                             attempt + 1, source.max_retries, wait)
@@ -299,7 +300,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _snippet(text: str, prefix: str = "") -> str:
-    text = " ".join(text.split())
+    """The start of an error reply (the server's reason), emails and phones in it scrubbed."""
+    text = scrub(" ".join(text.split()))
     if not text:
         return ""
     return prefix + repr(text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else ""))

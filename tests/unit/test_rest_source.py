@@ -225,6 +225,15 @@ def test_a_bad_body_fails_naming_the_page(fault, problem):
     message = str(failure.value)
     assert problem in message and "page 2 cursor=" in message and f"{url}/api/tickets" in message
     assert len(log) == 2  # a bad body is not retried
+    # A page is customers' records: none of its text reaches the message (and so the logs).
+    assert "TK0000" not in message
+
+
+def test_an_error_reply_is_quoted_without_emails_or_phones():
+    from orchestration.sources.rest import _snippet
+
+    said = _snippet('{"error": "no ticket for li.wei@example.com or +86 138 0013 8000"}', prefix=": ")
+    assert said == """: '{"error": "no ticket for <email> or <phone>"}'"""
 
 
 def test_a_cursor_that_comes_back_twice_stops_the_load():
