@@ -175,7 +175,8 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
             raise OrdersFileError(
                 f"{path.name}: {unreadable_contacts:,} order(s) have a customer id in column {columns['customer_id']!r} "
                 "that looks like an email address or a phone number the pipeline cannot read as one (an address "
-                "without a domain, a number outside +86): as a member id it would reach the serve file in clear. "
+                "without a domain, a number outside +86, a number with a label or prefix, several numbers), or like "
+                "a resident ID number: as a member id it would reach the serve file in clear. "
                 "Map a customer number instead (--columns customer_id=...), or mend those ids")
         placeholder = (f"coalesce({blocklist_reason('member_id', cleaned_text('member_id'))}, "
                        f"{blocklist_reason('email', normalized_email('email'))}, "
@@ -233,16 +234,27 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
                           int(contact_ids))
 
 
+# A Chinese mobile number with a label, a trunk or international prefix, or several in one
+# value ("tel:138…", "0086 139…", "0138-…", "138…/139…"), once spaces and punctuation are gone.
+_LABEL = "(tel|phone|mobile|mob|cell|手机号?|电话)"
+_LABELLED_PHONES = f"{_LABEL}*(((00)?86|0)?1[3-9][0-9]{{9}}{_LABEL}*)+"
+# A resident ID number: area, birth date, sequence, check digit.
+_RESIDENT_ID = "[1-9][0-9]{5}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9x]"
+
+
 def _id_kind(text: str) -> str:
     """What a customer id is: 'email' or 'phone' when staging reads it as one (it is then
     delivered as such, so it leaves only hashed and masked), 'contact' when it looks like one
-    staging cannot read (refused: as a member id it would be published in clear), else 'member'."""
+    staging cannot read, or like a resident ID number (refused: as a member id it would be
+    published in clear), else 'member'."""
     folded = folded_digits(f"trim({text})")
     phone_shaped = f"regexp_full_match({folded}, '[+]?[0-9][0-9 ().-]{{5,}}[0-9]')"
+    bare = f"regexp_replace(lower({folded}), '[[:space:]().:：/,;+-]', '', 'g')"
     return (f"CASE WHEN {is_email(text)} THEN 'email' "
             f"WHEN {phone_shaped} AND {is_phone(text)} THEN 'phone' "
-            f"WHEN contains({text}, '@') OR ({phone_shaped} AND {other_country_phone(text)}) THEN 'contact' "
-            "ELSE 'member' END")
+            f"WHEN contains({text}, '@') OR ({phone_shaped} AND {other_country_phone(text)}) "
+            f"OR regexp_full_match({bare}, {lit(_LABELLED_PHONES)}) OR regexp_full_match({bare}, {lit(_RESIDENT_ID)}) "
+            "THEN 'contact' ELSE 'member' END")
 
 
 def _years_before(day: date, years: int) -> date:

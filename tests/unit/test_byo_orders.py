@@ -194,7 +194,10 @@ def test_a_customer_id_is_a_phone_only_when_it_reads_as_one_and_unreadable_conta
                      "+86 139 0013 9011": "phone", "noemail@example.com": "email", "13800000000": "phone"}
     # The blocklist's placeholder email and phone belong to no customer, and say so.
     assert (prepared.contact_customer, prepared.placeholder_customer) == (4, 2)
-    for personal in ("+44 20 7946 0958", "+1 415 555 0100", "frank @example.com", "dave@localhost"):
+    for personal in ("+44 20 7946 0958", "+1 415 555 0100", "frank @example.com", "dave@localhost",
+                     "tel:13812345678", "Tel 13712345678", "008613912345678", "138 0013 8000 (mobile)",
+                     "13800138000/13900139000", "0138-0013-8000", "手机：13812345678", "110101199003071234",
+                     "11010119900307123X"):
         orders = _write(tmp_path / "more.csv", rows + [(personal, "2026-01-01", "9")])
         with pytest.raises(OrdersFileError, match="1 order.s. have a customer id in column 'cust' that looks like an "
                                                    "email address or a phone number") as refused:
