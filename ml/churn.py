@@ -114,6 +114,9 @@ class ChurnArtifact:
     library_versions: dict[str, str] = field(default_factory=dict)
     trained_as_of: str = ""
     holdout_cutoffs: list[str] = field(default_factory=list)
+    # Erasure requests the warehouse had applied when it was trained (set by the caller): the
+    # model learnt from the history of everyone not yet erased, so a later erasure retrains it.
+    erasures_applied: int = 0
 
     @property
     def version(self) -> str:

@@ -18,6 +18,7 @@ cannot bring the person back."""
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -311,3 +312,47 @@ def _delete_history(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         if n:
             deleted[f"{schema}.{table}"] = int(n)
     return deleted
+
+
+def erasures_applied(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int:
+    """Erasure requests that removed someone from the warehouse, so far."""
+    if not table_exists(con, "private", "erasure_log", catalog):
+        return 0
+    prefix = f"{q(catalog)}." if catalog else ""
+    return con.execute(f"SELECT count(*) FROM {prefix}private.erasure_log WHERE records > 0").fetchone()[0]
+
+
+def compaction_due(con: duckdb.DuckDBPyConnection) -> bool:
+    """An erasure removed someone since the warehouse file was last rewritten."""
+    done = 0
+    if table_exists(con, "private", "warehouse_compacted"):
+        done = con.execute("SELECT coalesce(max(erasures), 0) FROM private.warehouse_compacted").fetchone()[0]
+    return erasures_applied(con) > done
+
+
+def compact_warehouse(path: Path, memory_limit: str | None = None) -> tuple[int, int]:
+    """Rewrite the warehouse into a new file and swap it in (bytes before, after). DuckDB keeps
+    deleted rows in a file's free blocks until it reuses them, so after an erasure the erased
+    could still be read from the file's bytes. Needs no other connection to the file open; a
+    failure leaves the old file in place."""
+    fresh = path.with_name(path.name + ".compacting")
+    for leftover in (fresh, Path(f"{fresh}.wal")):
+        leftover.unlink(missing_ok=True)
+    before = path.stat().st_size
+    con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
+    try:
+        con.execute(f"ATTACH {lit(str(path))} AS old (READ_ONLY)")
+        con.execute(f"ATTACH {lit(str(fresh))} AS fresh")
+        con.execute("COPY FROM DATABASE old TO fresh")
+        con.execute("CREATE TABLE IF NOT EXISTS fresh.private.warehouse_compacted (erasures INTEGER, compacted_at TIMESTAMP)")
+        con.execute("INSERT INTO fresh.private.warehouse_compacted VALUES (?, now()::timestamp)",
+                    [erasures_applied(con, "old")])
+        con.execute("DETACH fresh")
+        con.execute("DETACH old")
+    except BaseException:
+        con.close()
+        fresh.unlink(missing_ok=True)
+        raise
+    con.close()
+    os.replace(fresh, path)
+    return before, path.stat().st_size

@@ -19,6 +19,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from ml.config import ChurnConfig, ClvConfig
+from orchestration.erasure import erasures_applied
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 
 CHURN_ARTIFACT = "churn_model.joblib"
@@ -84,8 +85,9 @@ def _markdown(frame: pd.DataFrame) -> str:
     return header + "\n".join(rows)
 
 
-def _kept_artifact(model_dir: Path, config: ChurnModelConfig, as_of: date):
-    """The stored champion when it is recent enough to keep, else None."""
+def _kept_artifact(model_dir: Path, config: ChurnModelConfig, as_of: date, erasures: int = 0):
+    """The stored champion when it is recent enough to keep and no erasure came after it, else
+    None."""
     from ml import churn
 
     path = model_dir / CHURN_ARTIFACT
@@ -97,6 +99,9 @@ def _kept_artifact(model_dir: Path, config: ChurnModelConfig, as_of: date):
     except churn.ArtifactMismatch:
         return None
     if artifact.horizon_days != config.horizon_days or not artifact.trained_as_of:
+        return None
+    # (A champion stored before the count was kept has none: any erasure retrains it once.)
+    if getattr(artifact, "erasures_applied", 0) < erasures:
         return None
     age = (as_of - date.fromisoformat(artifact.trained_as_of)).days
     return artifact if 0 <= age < config.retrain_every_days else None
@@ -124,7 +129,8 @@ def churn_model(
     model_dir.mkdir(parents=True, exist_ok=True)
     with warehouse.get_connection() as con:
         as_of = scoring_date(con)
-        kept = _kept_artifact(model_dir, config, as_of)
+        erasures = erasures_applied(con)
+        kept = _kept_artifact(model_dir, config, as_of, erasures)
         if kept is not None:
             context.log.info(f"keeping champion {kept.version} trained as of {kept.trained_as_of}")
             return dg.MaterializeResult(metadata={
@@ -153,6 +159,7 @@ def churn_model(
             return dg.MaterializeResult(metadata={"champion": summary["champion"], "fallback_reason": str(exc),
                                                   "retrained": True})
 
+    artifact.erasures_applied = erasures
     joblib.dump(artifact, model_dir / CHURN_ARTIFACT)
     champion_metrics = artifact.metrics[artifact.model_name]
     summary = {
@@ -191,6 +198,7 @@ def churn_model(
             "holdout_cutoffs": ", ".join(artifact.holdout_cutoffs),
             "horizon_days": artifact.horizon_days,
             "as_of": as_of.isoformat(),
+            "erasures_applied": erasures,
         }
     )
 

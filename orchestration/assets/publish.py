@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from orchestration.erasure import compact_warehouse, compaction_due
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.serve import SERVED_TABLES, publish
 
@@ -19,16 +20,26 @@ from orchestration.serve import SERVED_TABLES, publish
     description="The DuckDB file BI tools read (read-only). Rebuilt beside the live file and swapped in "
     "atomically, so BI never waits on the warehouse lock and never sees a half-built table. History "
     "tables carry their unchanged days over from the live file, and orders their unchanged rows, so the "
-    "publish of those costs the day, not the history.",
+    "publish of those costs the day, not the history. After an erasure it also rewrites the warehouse file, "
+    "whose free blocks could still hold the erased rows.",
 )
 def bi_serve_file(context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PathsResource):
     with warehouse.get_connection() as con:
         result = publish(con, Path(paths.serve_path))
+        due = compaction_due(con)
     context.log.info(f"published {result.path} ({result.bytes} bytes)")
+    compacted = {}
+    if due:
+        # Last in the run, with the warehouse closed: its file is rewritten without the free
+        # blocks that may still hold the rows an erasure deleted.
+        before, after = compact_warehouse(Path(warehouse.database), warehouse.connection_config.get("memory_limit"))
+        context.log.info(f"an erasure removed someone: the warehouse file was rewritten ({before:,} -> {after:,} bytes)")
+        compacted = {"warehouse_rewritten_bytes": after}
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(result.path)),
             "bytes": result.bytes,
+            **compacted,
             **{f"rows_{name}": n for name, n in result.row_counts.items()},
             **{f"days_written_{name}": n for name, n in result.days_written.items()},
             **{f"rows_written_{name}": n for name, n in result.rows_written.items()},

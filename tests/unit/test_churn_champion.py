@@ -18,11 +18,11 @@ from orchestration.assets.ml import CHURN_ARTIFACT, ChurnModelConfig, _kept_arti
 AS_OF = date(2026, 10, 31)
 
 
-def _store(model_dir, trained_days_ago: int, horizon_days: int = 90, features=FEATURES) -> None:
+def _store(model_dir, trained_days_ago: int, horizon_days: int = 90, features=FEATURES, erasures: int = 0) -> None:
     artifact = ChurnArtifact(
         model_name="logistic_regression", model=None, features=list(features), training_cutoffs=["2026-08-02"],
         horizon_days=horizon_days, metrics={"logistic_regression": {"auc": 0.81}}, champion_reason="best mean AUC",
-        trained_as_of=(AS_OF - timedelta(days=trained_days_ago)).isoformat())
+        trained_as_of=(AS_OF - timedelta(days=trained_days_ago)).isoformat(), erasures_applied=erasures)
     joblib.dump(artifact, model_dir / CHURN_ARTIFACT)
 
 
@@ -47,6 +47,24 @@ def test_a_champion_built_on_other_features_or_missing_is_not_kept(tmp_path):
     assert _kept_artifact(tmp_path, ChurnModelConfig(), AS_OF) is None
     _store(tmp_path, 1, features=FEATURES[:-1])
     assert _kept_artifact(tmp_path, ChurnModelConfig(), AS_OF) is None
+
+
+def test_an_erasure_after_the_champion_was_trained_retrains_it(tmp_path):
+    """The model learnt from the erased person's history: DOMAIN asks erasure to reach model outputs."""
+    import duckdb
+
+    from orchestration.erasure import ensure_tables, erasures_applied
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    assert erasures_applied(con) == 0  # no erasure table yet
+    ensure_tables(con)
+    con.execute("INSERT INTO private.erasure_log VALUES ('ER-1', 'email', '2026-10-01', 1, 12, now()), "
+                "('ER-2', 'phone', '2026-10-02', 0, 0, now())")  # ER-2 matched no one
+    assert erasures_applied(con) == 1
+    _store(tmp_path, 1)
+    assert _kept_artifact(tmp_path, ChurnModelConfig(), AS_OF, erasures=1) is None
+    _store(tmp_path, 1, erasures=1)
+    assert _kept_artifact(tmp_path, ChurnModelConfig(), AS_OF, erasures=1) is not None
 
 
 # In a fresh interpreter: which modules a run imports is the point.

@@ -175,3 +175,35 @@ def test_a_quarantined_order_of_the_person_takes_its_order_lines_with_it():
     # A later delivery of the line is dropped on landing too.
     assert con.execute("SELECT channel, record_id, request_id FROM private.erased_records").fetchall() == [
         ("online_orders", "O1", "R1")]
+
+
+def test_after_an_erasure_the_warehouse_file_is_rewritten_without_the_erased_bytes(tmp_path):
+    """DuckDB keeps deleted rows in the file's free blocks: after an erasure they are read back
+    from its bytes unless the file is rewritten. Strings are stored uncompressed here, as DuckDB
+    does with many real columns, so the bytes can be searched."""
+    from orchestration.erasure import compact_warehouse, compaction_due
+
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("PRAGMA force_compression='uncompressed'")
+    ensure_tables(con)
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE TABLE raw.people AS SELECT 'person' || i || '@example.com' AS email, i FROM range(2000) r(i)")
+    con.execute("CREATE VIEW raw.people_view AS SELECT * FROM raw.people")
+    con.execute("DELETE FROM raw.people WHERE i = 42")
+    con.execute("CHECKPOINT")
+    assert not compaction_due(con)  # no erasure yet
+    con.execute("INSERT INTO private.erasure_log VALUES ('ER-1', 'email', '2026-11-01', 1, 1, now())")
+    assert compaction_due(con)
+    con.close()
+    assert b"person42@example.com" in path.read_bytes()  # deleted, but still in the file
+
+    compact_warehouse(path)
+    assert b"person42@example.com" not in path.read_bytes()
+    assert not path.with_name("warehouse.duckdb.compacting").exists()
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT count(*), count(*) FILTER (WHERE i = 42) FROM raw.people_view").fetchone() == (1999, 0)
+    assert not compaction_due(con)  # until the next erasure that removes someone
+    con.execute("INSERT INTO private.erasure_log VALUES ('ER-2', 'email', '2026-11-02', 0, 0, now())")
+    assert not compaction_due(con)
+    con.close()
