@@ -48,6 +48,17 @@ class SuiteResult:
     def failed(self) -> list[ExpectationOutcome]:
         return [o for o in self.outcomes if not o.success]
 
+    def summary(self) -> str:
+        """One line saying what failed, with counts and no row values: the check's description,
+        which failure alerts quote."""
+        if self.success:
+            return f"{len(self.outcomes)} expectations met on {self.rows:,} rows"
+        failed = "; ".join(f"{o.expectation}({o.column or 'table'})"
+                           + (f": {o.unexpected_count:,} of {o.element_count or self.rows:,} rows"
+                              if o.unexpected_count else "")
+                           for o in self.failed)
+        return f"{len(self.failed)} of {len(self.outcomes)} expectations failed on {self.rows:,} rows: {failed}"
+
     def metadata(self) -> dict[str, object]:
         """Counts per expectation, safe for an event log (no row values)."""
         table = "| expectation | column | ok | unexpected |\n|---|---|---|---|\n" + "\n".join(

@@ -64,7 +64,7 @@ def gx_checks(name: str, checks: list[GxCheck]) -> dg.AssetChecksDefinition:
             passed = result.success if result.rows > 0 else (not check.require_rows or excuse is not None)
             yield dg.AssetCheckResult(
                 asset_key=check.asset, check_name=check.key.name,
-                passed=passed,
+                passed=passed, description=result.summary() if result.rows > 0 else excuse,
                 metadata={**result.metadata(), **extra, **({"no_rows_because": excuse} if excuse else {})},
             )
 

@@ -31,6 +31,13 @@ def test_out_of_range_values_fail_with_counts_but_no_values():
     assert failed[("expect_column_values_to_be_between", "churn_probability")] == 2
     assert ("expect_column_values_to_be_unique", "customer_id") in failed
     assert "alice@example.com" not in str(result.metadata())
+    # The one line a failure alert quotes: which expectations, how many rows, no values.
+    summary = result.summary()
+    assert summary.startswith(f"{len(result.failed)} of {len(result.outcomes)} expectations failed on 3 rows: ")
+    assert "expect_column_values_to_be_between(churn_probability): 2 of 3 rows" in summary
+    assert "alice@example.com" not in summary
+    assert validate_frame(_scores(), "customer_scores", suites.customer_scores()).summary().endswith(
+        "expectations met on 3 rows")
 
 
 def test_missing_model_outputs_fail_although_a_range_would_let_them_through():
