@@ -971,7 +971,8 @@ def test_erasure_removes_the_person_from_every_table_and_the_serve_file(erased):
     assert erased_ok, "the run after the erasure request failed"
     assert holding == {}, f"erased person still present in {sorted(holding)}"
     # Deleted rows stay in a DuckDB file's free blocks: the run rewrites the warehouse file.
-    assert in_warehouse_bytes == [], f"{len(in_warehouse_bytes)} erased value(s) still in the warehouse file's bytes"
+    # (A count: the values are personal, even in demo data.)
+    assert len(in_warehouse_bytes) == 0, f"{len(in_warehouse_bytes)} erased value(s) still in the warehouse file's bytes"
     assert _tables_holding(settings.serve_path, _needles(person)) == {}
     for needle in _needles(person):
         assert needle.encode() not in serve, "an erased value is still in the serve file's bytes"
