@@ -341,6 +341,7 @@ def compact_warehouse(path: Path, memory_limit: str | None = None) -> tuple[int,
     before = path.stat().st_size
     con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
     try:
+        con.execute("SET enable_progress_bar = false")
         con.execute(f"ATTACH {lit(str(path))} AS old (READ_ONLY)")
         con.execute(f"ATTACH {lit(str(fresh))} AS fresh")
         con.execute("COPY FROM DATABASE old TO fresh")
