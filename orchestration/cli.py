@@ -133,7 +133,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.publish_only:
         bench_publish(args.size, args.out)
         return 0
-    report = bench_pipeline(args.size, args.out, days=args.days, keep=args.keep)
+    report = bench_pipeline(args.size, args.out, days=args.days, keep=args.keep.resolve() if args.keep else None)
     return 0 if all(run["succeeded"] for run in report["runs"]) else 1
 
 

@@ -13,9 +13,11 @@
     {%- do problems.append(_weights(rfm.get('weights'), 'rfm.weights', ['recency', 'frequency', 'monetary'])) -%}
 
     {%- set lc = var('lifecycle', {}) -%}
-    {%- for name in ['new_days', 'reactivated_days', 'sleeping_days', 'churned_days'] -%}
-        {%- do problems.append(_whole(lc, 'lifecycle', name, 1)) -%}
-    {%- endfor -%}
+    {#- New and reactivated count purchases up to that many days back (0: that day only). -#}
+    {%- do problems.append(_whole(lc, 'lifecycle', 'new_days', 0)) -%}
+    {%- do problems.append(_whole(lc, 'lifecycle', 'reactivated_days', 0)) -%}
+    {%- do problems.append(_whole(lc, 'lifecycle', 'sleeping_days', 1)) -%}
+    {%- do problems.append(_whole(lc, 'lifecycle', 'churned_days', 1)) -%}
     {%- do problems.append(_whole(lc, 'lifecycle', 'min_purchases_for_interval', 2)) -%}
     {%- do problems.append(_number(lc, 'lifecycle', 'sleeping_interval_multiple', 0, open_low=true)) -%}
     {%- do problems.append(_number(lc, 'lifecycle', 'churned_interval_multiple', 0, open_low=true)) -%}
@@ -44,8 +46,10 @@
     {%- do problems.append(_per_key(clv.get('gross_margin'), 'clv.gross_margin', sales_channels(), 0, 1, exact=true)) -%}
     {%- do problems.append(_per_key(clv.get('acquisition_cost'), 'clv.acquisition_cost', touchpoint_channels(), 0, none)) -%}
 
-    {%- do problems.append(_whole(var('kpi', {}), 'kpi', 'activation_days', 1)) -%}
-    {%- do problems.append(_number(var('sentiment', {}), 'sentiment', 'neutral_band', 0, 1, open_high=true)) -%}
+    {#- Activated: bought within that many days of registering (0: the same day). -#}
+    {%- do problems.append(_whole(var('kpi', {}), 'kpi', 'activation_days', 0)) -%}
+    {#- The band is compared with the sum of a message's term weights before it is capped at 1. -#}
+    {%- do problems.append(_number(var('sentiment', {}), 'sentiment', 'neutral_band', 0)) -%}
 
     {%- set nba = var('next_best_action', {}) -%}
     {%- do problems.append(_whole(nba, 'next_best_action', 'recent_complaint_days', 0)) -%}

@@ -245,14 +245,14 @@ class _Client:
                             else "the source has no token_env configured")
                     raise self._fail(where, f"HTTP {status}: the API refused the request ({hint})")
                 if status == 429 or 500 <= status <= 599:
-                    problem = f"HTTP {status}" + self._outside(_snippet(response.text, prefix=": "))
+                    problem = f"HTTP {status}" + _snippet(self._outside(response.text), prefix=": ")
                     retry_after = _retry_after(response.headers.get("Retry-After"))
                     if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
                         raise self._fail(where, f"HTTP {status} asking to retry after {retry_after:.0f}s, longer than "
                                                 f"the {MAX_RETRY_AFTER_SECONDS:.0f}s this connector waits; load later")
                     wait = retry_after if retry_after is not None else _backoff(source, attempt)
                 elif not 200 <= status <= 299:
-                    raise self._fail(where, f"HTTP {status}" + self._outside(_snippet(response.text, prefix=": ")))
+                    raise self._fail(where, f"HTTP {status}" + _snippet(self._outside(response.text), prefix=": "))
                 else:
                     try:
                         return response.json()

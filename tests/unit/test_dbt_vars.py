@@ -31,6 +31,7 @@ def test_the_defaults_pass_and_each_var_that_cannot_be_right_is_named(tmp_path):
     wrong["clv"]["gross_margin"] = {"stores": 0.35, "online": 0.45}
     wrong["clv"]["expected_lifetime_years"] = -3
     wrong["kpi"]["activation_days"] = "30 days"
+    wrong["lifecycle"]["new_days"] = -1
     wrong["sentiment"]["neutral_band"] = -0.25
     wrong["next_best_action"]["channels"]["one_to_one"] = ["email", "push"]
     wrong["earliest_timestamp"] = "01/02/1970"
@@ -46,8 +47,9 @@ def test_the_defaults_pass_and_each_var_that_cannot_be_right_is_named(tmp_path):
         "vars.churn_warning.spend_ratio must be a number above 0 and at most 1, not 50",
         "vars.clv.gross_margin names no channel stores and lacks store: its channels are store, online",
         "vars.clv.expected_lifetime_years must be a number above 0, not -3",
-        "vars.kpi.activation_days must be a whole number of at least 1, not '30 days'",
-        "vars.sentiment.neutral_band must be a number at least 0 and below 1, not -0.25",
+        "vars.kpi.activation_days must be a whole number of at least 0, not '30 days'",
+        "vars.lifecycle.new_days must be a whole number of at least 0, not -1",
+        "vars.sentiment.neutral_band must be a number at least 0, not -0.25",
         "vars.next_best_action.channels.one_to_one must list contact channels of email, sms, wechat, "
         "not ['email', 'push']",
         "vars.earliest_timestamp must be a day as YYYY-MM-DD, not '01/02/1970'",
@@ -65,8 +67,8 @@ def test_a_refusal_reaches_the_user_as_one_line_and_other_dbt_errors_in_dbts_wor
                "stdout in the Dagster compute logs for the full information about the error.\n\n"
                "Errors parsed from dbt logs:\n\nEncountered an error:\nCompilation Error in operation "
                "cdp-on-run-start-0 (./dbt_project.yml)\n  dbt_project.yml vars: vars.kpi.activation_days must be a "
-               "whole number of at least 1, not 0\n  \n  > in macro validate_vars (macros/validate_vars.sql)")
-    refused = "dbt_project.yml vars: vars.kpi.activation_days must be a whole number of at least 1, not 0"
+               "whole number of at least 0, not -1\n  \n  > in macro validate_vars (macros/validate_vars.sql)")
+    refused = "dbt_project.yml vars: vars.kpi.activation_days must be a whole number of at least 0, not -1"
     assert dbt_parse_failure(wrapped) == refused
     assert dbt_failure_description(wrapped) == "dbt refused the business rules, nothing was built: " + refused
 
