@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -330,15 +332,27 @@ def compaction_due(con: duckdb.DuckDBPyConnection) -> bool:
     return erasures_applied(con) > done
 
 
+class CompactionError(RuntimeError):
+    """The warehouse file could not be rewritten; the old one is in place."""
+
+
 def compact_warehouse(path: Path, memory_limit: str | None = None) -> tuple[int, int]:
     """Rewrite the warehouse into a new file and swap it in (bytes before, after). DuckDB keeps
     deleted rows in a file's free blocks until it reuses them, so after an erasure the erased
-    could still be read from the file's bytes. Needs no other connection to the file open; a
-    failure leaves the old file in place."""
+    could still be read from the file's bytes. Needs no other connection to the file open and
+    free space for a copy beside it; a failure leaves the old file in place."""
     fresh = path.with_name(path.name + ".compacting")
     for leftover in (fresh, Path(f"{fresh}.wal")):
         leftover.unlink(missing_ok=True)
+    # The log folded into the file first: a log left beside the new file would not match it.
+    with duckdb.connect(str(path)) as con:
+        con.execute("CHECKPOINT")
     before = path.stat().st_size
+    free = shutil.disk_usage(path.parent).free
+    if free < before:
+        raise CompactionError(f"rewriting the warehouse after an erasure needs about {before / 2**30:.1f} GiB free "
+                              f"beside {path}, and {free / 2**30:.1f} GiB are: free space and run again (the erased "
+                              "rows are deleted; their bytes may stay in the file until then)")
     con = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
     try:
         con.execute("SET enable_progress_bar = false")
@@ -355,5 +369,7 @@ def compact_warehouse(path: Path, memory_limit: str | None = None) -> tuple[int,
         fresh.unlink(missing_ok=True)
         raise
     con.close()
+    # The warehouse holds personal data and the HMAC pads: the new file keeps the old one's mode.
+    os.chmod(fresh, stat.S_IMODE(path.stat().st_mode))
     os.replace(fresh, path)
     return before, path.stat().st_size

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from orchestration.erasure import compact_warehouse, compaction_due
+from orchestration.erasure import CompactionError, compact_warehouse, compaction_due
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.serve import SERVED_TABLES, publish
 
@@ -32,7 +32,10 @@ def bi_serve_file(context: dg.AssetExecutionContext, warehouse: DuckDBResource, 
     if due:
         # Last in the run, with the warehouse closed: its file is rewritten without the free
         # blocks that may still hold the rows an erasure deleted.
-        before, after = compact_warehouse(Path(warehouse.database), warehouse.connection_config.get("memory_limit"))
+        try:
+            before, after = compact_warehouse(Path(warehouse.database), warehouse.connection_config.get("memory_limit"))
+        except CompactionError as error:
+            raise dg.Failure(description=str(error)) from None
         context.log.info(f"an erasure removed someone: the warehouse file was rewritten ({before:,} -> {after:,} bytes)")
         compacted = {"warehouse_rewritten_bytes": after}
     return dg.MaterializeResult(

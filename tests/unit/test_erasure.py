@@ -198,8 +198,10 @@ def test_after_an_erasure_the_warehouse_file_is_rewritten_without_the_erased_byt
     con.close()
     assert b"person42@example.com" in path.read_bytes()  # deleted, but still in the file
 
+    path.chmod(0o600)
     compact_warehouse(path)
     assert b"person42@example.com" not in path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o600  # personal data: not readable by others after the rewrite
     assert not path.with_name("warehouse.duckdb.compacting").exists()
     con = duckdb.connect(str(path))
     assert con.execute("SELECT count(*), count(*) FILTER (WHERE i = 42) FROM raw.people_view").fetchone() == (1999, 0)
@@ -207,3 +209,19 @@ def test_after_an_erasure_the_warehouse_file_is_rewritten_without_the_erased_byt
     con.execute("INSERT INTO private.erasure_log VALUES ('ER-2', 'email', '2026-11-02', 0, 0, now())")
     assert not compaction_due(con)
     con.close()
+
+
+def test_a_rewrite_without_room_for_the_copy_says_so_and_leaves_the_warehouse(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from orchestration.erasure import CompactionError, compact_warehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS i FROM range(1000)")
+    before = path.read_bytes()
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: namedtuple("usage", "total used free")(1, 1, 0))
+    with pytest.raises(CompactionError, match="needs about 0.0 GiB free beside .* and 0.0 GiB are"):
+        compact_warehouse(path)
+    assert path.read_bytes() == before and not path.with_name("warehouse.duckdb.compacting").exists()
