@@ -234,12 +234,24 @@ def _prepare(path: Path, as_of: date, landing_dir: Path, channel: Channel, colum
                           int(contact_ids))
 
 
-# A Chinese mobile number with a label, a trunk or international prefix, or several in one
-# value ("tel:138…", "0086 139…", "0138-…", "138…/139…"), once spaces and punctuation are gone.
+# A Chinese mobile number staging cannot read, once spaces and punctuation are gone: with a
+# label ("tel:138…", "手机：138…"), with 0086 before it, or, where the value has separators
+# (a customer number has none), with a trunk 0 or several in one value ("0138-…", "138…/139…").
 _LABEL = "(tel|phone|mobile|mob|cell|手机号?|电话)"
-_LABELLED_PHONES = f"{_LABEL}*(((00)?86|0)?1[3-9][0-9]{{9}}{_LABEL}*)+"
-# A resident ID number: area, birth date, sequence, check digit.
-_RESIDENT_ID = "[1-9][0-9]{5}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9x]"
+_MOBILE = "((00)?86)?1[3-9][0-9]{9}"
+_LABELLED_PHONE = f"{_LABEL}+{_MOBILE}{_LABEL}*|{_MOBILE}{_LABEL}+|00861[3-9][0-9]{{9}}"
+_SEPARATED_PHONES = "0?1[3-9][0-9]{9}(0?1[3-9][0-9]{9})*"
+_SEPARATOR = "[[:space:]().:：/,;-]"
+# A resident ID number: area, a real birth date, sequence, and its ISO 7064 MOD 11-2 check digit.
+_ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+
+
+def _resident_id(bare: str) -> str:
+    weighted = "(" + " + ".join(f"{weight} * try_cast(substr({bare}, {position}, 1) AS INTEGER)"
+                                for position, weight in enumerate(_ID_WEIGHTS, start=1)) + ")"
+    return (f"(regexp_full_match({bare}, '[1-9][0-9]{{16}}[0-9x]') "
+            f"AND try_strptime(substr({bare}, 7, 8), '%Y%m%d') BETWEEN DATE '1900-01-01' AND current_date "
+            f"AND substr('10x98765432', {weighted} % 11 + 1, 1) = substr({bare}, 18, 1))")
 
 
 def _id_kind(text: str) -> str:
@@ -253,7 +265,9 @@ def _id_kind(text: str) -> str:
     return (f"CASE WHEN {is_email(text)} THEN 'email' "
             f"WHEN {phone_shaped} AND {is_phone(text)} THEN 'phone' "
             f"WHEN contains({text}, '@') OR ({phone_shaped} AND {other_country_phone(text)}) "
-            f"OR regexp_full_match({bare}, {lit(_LABELLED_PHONES)}) OR regexp_full_match({bare}, {lit(_RESIDENT_ID)}) "
+            f"OR regexp_full_match({bare}, {lit(_LABELLED_PHONE)}) "
+            f"OR (regexp_matches({folded}, {lit(_SEPARATOR)}) AND regexp_full_match({bare}, {lit(_SEPARATED_PHONES)})) "
+            f"OR {_resident_id(bare)} "
             "THEN 'contact' ELSE 'member' END")
 
 

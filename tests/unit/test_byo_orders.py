@@ -196,10 +196,25 @@ def test_a_customer_id_is_a_phone_only_when_it_reads_as_one_and_unreadable_conta
     assert (prepared.contact_customer, prepared.placeholder_customer) == (4, 2)
     for personal in ("+44 20 7946 0958", "+1 415 555 0100", "frank @example.com", "dave@localhost",
                      "tel:13812345678", "Tel 13712345678", "008613912345678", "138 0013 8000 (mobile)",
-                     "13800138000/13900139000", "0138-0013-8000", "手机：13812345678", "110101199003071234",
-                     "11010119900307123X"):
+                     "13800138000/13900139000", "0138-0013-8000", "手机：13812345678", "110101199003071233",
+                     "11010519491231002x"):
         orders = _write(tmp_path / "more.csv", rows + [(personal, "2026-01-01", "9")])
         with pytest.raises(OrdersFileError, match="1 order.s. have a customer id in column 'cust' that looks like an "
                                                    "email address or a phone number") as refused:
             prepare(orders, date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
         assert personal not in str(refused.value)
+
+
+def test_customer_numbers_shaped_like_a_phone_or_an_id_number_stay_customer_numbers(tmp_path):
+    """Only what is personal is refused: a trunk 0 or a second number counts where the value has
+    separators, and a resident ID number needs a real birth date and its check digit."""
+    rows = [(number, "2026-01-01", "3") for number in (
+        "015000012345",         # 0 then 11 digits starting 15: a customer number without separators
+        "110101202401150001",   # store, date, sequence: the wrong check digit for an ID number
+        "110101199013071234",   # month 13
+        "1380013800013900139",  # 19 digits
+        "CUST-15912345678")]
+    prepared = prepare(_write(tmp_path / "orders.csv", rows), date(2026, 1, 1), tmp_path / "landing", CHANNEL, COLUMNS)
+    assert prepared.contact_customer == 0
+    with (tmp_path / "landing" / "online_orders" / "online_orders_2026-01-01.csv").open() as handle:
+        assert sorted(r["member_id"] for r in csv.DictReader(handle)) == sorted(number for number, _, _ in rows)
