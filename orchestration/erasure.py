@@ -316,12 +316,11 @@ def _delete_history(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return deleted
 
 
-def erasures_applied(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> int:
+def erasures_applied(con: duckdb.DuckDBPyConnection) -> int:
     """Erasure requests that removed someone from the warehouse, so far."""
-    if not table_exists(con, "private", "erasure_log", catalog):
+    if not table_exists(con, "private", "erasure_log"):
         return 0
-    prefix = f"{q(catalog)}." if catalog else ""
-    return con.execute(f"SELECT count(*) FROM {prefix}private.erasure_log WHERE records > 0").fetchone()[0]
+    return con.execute("SELECT count(*) FROM private.erasure_log WHERE records > 0").fetchone()[0]
 
 
 def compaction_due(con: duckdb.DuckDBPyConnection) -> bool:
@@ -347,6 +346,7 @@ def compact_warehouse(path: Path, memory_limit: str | None = None) -> tuple[int,
     # The log folded into the file first: a log left beside the new file would not match it.
     with duckdb.connect(str(path)) as con:
         con.execute("CHECKPOINT")
+        erasures = erasures_applied(con)
     before = path.stat().st_size
     free = shutil.disk_usage(path.parent).free
     if free < before:
@@ -360,8 +360,7 @@ def compact_warehouse(path: Path, memory_limit: str | None = None) -> tuple[int,
         con.execute(f"ATTACH {lit(str(fresh))} AS fresh")
         con.execute("COPY FROM DATABASE old TO fresh")
         con.execute("CREATE TABLE IF NOT EXISTS fresh.private.warehouse_compacted (erasures INTEGER, compacted_at TIMESTAMP)")
-        con.execute("INSERT INTO fresh.private.warehouse_compacted VALUES (?, now()::timestamp)",
-                    [erasures_applied(con, "old")])
+        con.execute("INSERT INTO fresh.private.warehouse_compacted VALUES (?, now()::timestamp)", [erasures])
         con.execute("DETACH fresh")
         con.execute("DETACH old")
     except BaseException:
