@@ -1,9 +1,10 @@
 -- Next best action per customer (DOMAIN §8), first matching rule wins:
 --   open service ticket        → service follow-up on the ticket itself (not marketing)
---   high-value tier            → one-to-one outreach with exclusive benefits
 --   sleeping, churned, at risk → service follow-up after a recent complaint (a negative service
---                                message within vars.next_best_action.recent_complaint_days),
---                                else a light touch with a time-limited offer
+--     with a recent complaint     message within vars.next_best_action.recent_complaint_days),
+--                                whatever the tier: an offer would answer a complaint
+--   high-value tier            → one-to-one outreach with exclusive benefits
+--   sleeping, churned, at risk → a light touch with a time-limited offer
 --   potential tier             → repeat-purchase incentive
 --   never bought               → welcome offer
 -- The channel is the first consented one in the treatment's list (vars.next_best_action),
@@ -73,17 +74,17 @@ decided as (
         *,
         case
             when open_tickets > 0 then 'service_follow_up'
-            when tier = 'high_value' then 'one_to_one'
             when is_slipping and recent_complaint then 'service_follow_up'
+            when tier = 'high_value' then 'one_to_one'
             when is_slipping then 'light_touch_offer'
             when tier = 'potential' then 'repeat_purchase_incentive'
             else 'welcome_offer'
         end as action,
         case
             when open_tickets > 0 then 'open service ticket'
+            when is_slipping and recent_complaint then 'recent complaint; ' || slipping_reason
             when tier = 'high_value' then 'high-value tier (' || segment || ')'
                 || case when at_risk_rule then '; at risk: ' || {{ dbt.right('risk_evidence', dbt.length('risk_evidence') ~ ' - 2') }} else '' end
-            when is_slipping and recent_complaint then 'recent complaint; ' || slipping_reason
             when is_slipping then slipping_reason
             when tier = 'potential' then 'potential tier (' || segment || ')'
             else 'never bought'
