@@ -68,7 +68,7 @@ def test_marts_made_of_purchases_may_be_empty_only_while_nobody_has_bought(tmp_p
         con.execute("create table marts.customer_rfm (customer_id varchar, recency_days int, r_score int, "
                     "f_score int, m_score int, value_score int, segment varchar, tier varchar)")
         con.execute("create table marts.kpi_daily (activity_date date, sales_channel varchar, tier varchar, "
-                    "repurchase_rate double, revenue double, aov double, active_customers int)")
+                    "repurchase_rate double, revenue double, refunds double, aov double, active_customers int)")
         # The marts every customer is in, empty here too: their checks fail either way.
         con.execute("create table marts.customer_lifecycle (customer_id varchar, lifecycle_stage varchar, "
                     "previous_stage varchar, days_in_stage int, churned_after_days int)")

@@ -57,6 +57,19 @@ def test_next_best_action_suite_rejects_unknown_channels_and_duplicate_customers
     assert failed == {("expect_column_values_to_be_unique", "customer_id"), ("expect_column_values_to_be_in_set", "channel")}
 
 
+def _kpi_day(revenue, refunds, aov):
+    return pd.DataFrame({"repurchase_rate": [0.5], "revenue": [revenue], "refunds": [refunds], "aov": [aov],
+                         **{count: [1] for count in ("active_customers", "new_customers", "orders",
+                                                     "churned_customers", "reactivated_customers")}})
+
+
+def test_kpi_suite_takes_a_day_of_refunds_only_but_not_negative_refunds():
+    # Revenue is net of refunds: a day whose refunds outweigh its sales is below zero, and valid.
+    assert validate_frame(_kpi_day(-15.0, 25.0, 10.0), "kpi_daily", suites.kpi_daily()).success
+    failed = validate_frame(_kpi_day(10.0, -5.0, 10.0), "kpi_daily", suites.kpi_daily()).failed
+    assert [(o.expectation, o.column) for o in failed] == [("expect_column_values_to_be_between", "refunds")]
+
+
 def test_value_marts_are_assets_with_blocking_checks_and_reach_the_serve_file():
     from orchestration.definitions import defs
     from orchestration.serve import SERVED_TABLES

@@ -24,14 +24,15 @@ activity as (
 purchases as (
     select
         customer_id,
-        count(*) as order_count,
+        count(case when is_purchase then 1 end) as order_count,
+        -- Net of refunds booked as rows of their own, as RFM's monetary.
         sum(amount) as total_spend,
-        min(ordered_at) as first_order_at,
-        max(ordered_at) as last_order_at
-    from {{ ref('orders') }}
+        min(case when is_purchase then ordered_at end) as first_order_at,
+        max(case when is_purchase then ordered_at end) as last_order_at
+    from {{ ref('orders') }} as orders
     -- An order dated after the as-of day (ingest allows a clock a little ahead) counts from its
     -- own day, as in the value marts: the customer 360's totals agree with its tier and stage.
-    where is_purchase and customer_id is not null and order_date <= {{ as_of_date() }}
+    where (is_purchase or {{ is_refund('orders') }}) and customer_id is not null and order_date <= {{ as_of_date() }}
     group by customer_id
 ),
 

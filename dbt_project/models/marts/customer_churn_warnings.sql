@@ -34,9 +34,15 @@ linked as {{ inlined() }} (
     where customer_id is not null
 ),
 
+-- Purchases and refunds: a month's spend is net of the money taken back.
 purchases as (
-    select customer_id, order_date, amount
+    select customer_id, order_date, amount, false as is_refund
     from {{ ref('int_purchases_sequenced') }}
+    union all
+    select orders.customer_id, orders.order_date, orders.amount, true
+    from {{ ref('orders') }} as orders
+    cross join as_of
+    where {{ is_refund('orders') }} and orders.customer_id is not null and orders.order_date <= as_of.as_of_date
 ),
 
 -- The customer's own monthly average: spend over the baseline months before the recent ones,
@@ -47,7 +53,7 @@ baseline as (
         sum(case when purchases.order_date >= customers.baseline_start and purchases.order_date < customers.window_start
             then purchases.amount end) as baseline_spend,
         {{ dbt.datediff(
-            "greatest(customers.baseline_start, cast(" ~ dbt.date_trunc('month', 'min(purchases.order_date)') ~ " as date))",
+            "greatest(customers.baseline_start, cast(" ~ dbt.date_trunc('month', 'min(case when not purchases.is_refund then purchases.order_date end)') ~ " as date))",
             'customers.window_start', 'month') }} as baseline_months
     from customers
     inner join purchases on customers.customer_id = purchases.customer_id

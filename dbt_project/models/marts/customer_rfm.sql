@@ -9,11 +9,12 @@ with as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
 
+-- Purchases and refunds (M is net of the money taken back; R and F count purchases only).
 purchases as (
-    select orders.customer_id, orders.order_date, orders.amount, as_of.as_of_date
+    select orders.customer_id, orders.order_date, orders.amount, orders.is_purchase, as_of.as_of_date
     from {{ ref('orders') }} as orders
     cross join as_of
-    where orders.is_purchase
+    where (orders.is_purchase or {{ is_refund('orders') }})
       and orders.customer_id is not null
       and orders.order_date <= as_of.as_of_date
 ),
@@ -22,11 +23,13 @@ aggregated as (
     select
         customer_id,
         max(as_of_date) as as_of_date,
-        max(order_date) as last_purchase_date,
-        count(case when order_date > {{ dbt.dateadd('day', -rfm['window_days'], 'as_of_date') }} then 1 end) as frequency,
+        max(case when is_purchase then order_date end) as last_purchase_date,
+        count(case when is_purchase and order_date > {{ dbt.dateadd('day', -rfm['window_days'], 'as_of_date') }} then 1 end) as frequency,
         coalesce(sum(case when order_date > {{ dbt.dateadd('day', -rfm['window_days'], 'as_of_date') }} then amount end), 0) as monetary
     from purchases
     group by customer_id
+    -- Refunds alone (of purchases before the data starts) make no buyer.
+    having count(case when is_purchase then 1 end) > 0
 ),
 
 with_recency as (

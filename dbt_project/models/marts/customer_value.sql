@@ -17,15 +17,24 @@ customers as (
 -- The spend of the last annual_spend_days, scaled to a year when they are not 365.
 {%- set per_year = '' if clv['annual_spend_days'] == 365 else ' * ' ~ (365 / clv['annual_spend_days']) %}
 annual as (
+    -- Not below zero: refunds of purchases before the window take back no more than its spend.
     select
         purchases.customer_id,
-        sum(purchases.amount){{ per_year }} as annual_spend,
-        sum(purchases.amount * case purchases.sales_channel
+        greatest(sum(purchases.amount), 0){{ per_year }} as annual_spend,
+        greatest(sum(purchases.amount * case purchases.sales_channel
             {%- for channel, margin in clv['gross_margin'].items() %}
             when '{{ channel }}' then {{ margin }}
             {%- endfor %}
-        end){{ per_year }} as annual_gross_profit
-    from {{ ref('int_purchases_sequenced') }} as purchases
+        end), 0){{ per_year }} as annual_gross_profit
+    from (
+        select customer_id, order_date, sales_channel, amount from {{ ref('int_purchases_sequenced') }}
+        -- Refunds take their money (and its margin) back.
+        union all
+        select orders.customer_id, orders.order_date, orders.sales_channel, orders.amount
+        from {{ ref('orders') }} as orders
+        cross join as_of
+        where {{ is_refund('orders') }} and orders.customer_id is not null and orders.order_date <= as_of.as_of_date
+    ) as purchases
     cross join as_of
     where purchases.order_date > {{ dbt.dateadd('day', -clv['annual_spend_days'], 'as_of.as_of_date') }}
     group by purchases.customer_id

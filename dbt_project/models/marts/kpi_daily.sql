@@ -55,6 +55,20 @@ sales as (
     group by 1, 2, 3
 ),
 
+-- Refunds booked as rows of their own, on their own day: revenue is net of them.
+refund_totals as (
+    select
+        orders.order_date as activity_date,
+        orders.sales_channel,
+        coalesce(tiers.tier, 'anonymous') as tier,
+        -sum(orders.amount) as refunds
+    from {{ ref('orders') }} as orders
+    cross join as_of
+    left join tiers on orders.customer_id = tiers.customer_id
+    where {{ is_refund('orders') }} and orders.order_date <= as_of.as_of_date
+    group by 1, 2, 3
+),
+
 gaps as (
     select
         sequenced.customer_id,
@@ -100,6 +114,8 @@ keys as (
     select activity_date, sales_channel, tier from sales
     union
     select activity_date, sales_channel, tier from movement_counts
+    union
+    select activity_date, sales_channel, tier from refund_totals
 )
 
 select
@@ -110,7 +126,8 @@ select
     cast(coalesce(sales.new_customers, 0) as integer) as new_customers,
     cast(coalesce(sales.returning_customers, 0) as integer) as returning_customers,
     cast(coalesce(sales.orders, 0) as integer) as orders,
-    cast(coalesce(sales.revenue, 0) as decimal(18, 2)) as revenue,
+    cast(coalesce(sales.revenue, 0) - coalesce(refund_totals.refunds, 0) as decimal(18, 2)) as revenue,
+    cast(coalesce(refund_totals.refunds, 0) as decimal(18, 2)) as refunds,
     cast(round(sales.revenue / nullif(sales.orders, 0), 2) as decimal(18, 2)) as aov,
     cast(sales.returning_customers * 1.0 / nullif(sales.active_customers, 0) as double) as repurchase_rate,
     cast(coalesce(movement_counts.churned_customers, 0) as integer) as churned_customers,
@@ -121,3 +138,6 @@ left join sales
 left join movement_counts
     on keys.activity_date = movement_counts.activity_date and keys.sales_channel = movement_counts.sales_channel
     and keys.tier = movement_counts.tier
+left join refund_totals
+    on keys.activity_date = refund_totals.activity_date and keys.sales_channel = refund_totals.sales_channel
+    and keys.tier = refund_totals.tier
