@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Dagster's run history lives beside the data it describes (`CDP_DATA_DIR`, default ./data).
-export DAGSTER_HOME ?= $(or $(CDP_DATA_DIR),$(CURDIR)/data)/dagster_home
+export DAGSTER_HOME ?= $(abspath $(or $(CDP_DATA_DIR),$(CURDIR)/data))/dagster_home
 # dbt (and dagster-dbt's dev-time manifest preparation) come from the project's environment.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 

@@ -40,12 +40,15 @@ from orchestration.settings import (
     default_path,
     is_url,
 )
+from orchestration.sources.catalog import CatalogError
 from orchestration.sources.demo_data import DemoConfig, generate
 from orchestration.sources.files import CODECS
 
 
 def _prepare_instance() -> Path:
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Settings.from_env().data_dir / "dagster_home")))
+    # Dagster wants an absolute home; a relative CDP_DATA_DIR or DAGSTER_HOME is the working folder's.
+    home = Path(os.environ.get("DAGSTER_HOME") or Settings.from_env().data_dir / "dagster_home").resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
     return home
@@ -263,8 +266,9 @@ def one_planned_event_per_asset(enabled: bool):
 
 # Dagster's console line for a failed step or run: the error's class and reason, then the stack
 # of Dagster's own frames that raised it. Expected: `dagster.Failure` (what the pipeline raises
-# for bad input, with a reason meant for the user) and a failed blocking check.
-_EXPECTED = ("dagster._core.definitions.events.Failure: ", "dagster._core.errors.DagsterAssetCheckFailedError: ")
+# for bad input, with a reason meant for the user), a failed blocking check and Ctrl-C.
+_EXPECTED = ("dagster._core.definitions.events.Failure: ", "dagster._core.errors.DagsterAssetCheckFailedError: ",
+             "dagster._core.errors.DagsterExecutionInterruptedError")
 _STACK = "\n\nStack Trace:"
 
 
@@ -453,14 +457,23 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
         return 2
     catalog = load_catalog()
     channel = catalog[ORDERS_CHANNEL]
-    shutil.rmtree(settings.landing_dir / Path(channel.path).parent, ignore_errors=True)
+    # The daily files are written beside the last import's and replace them only once the file
+    # could be read: a mistyped path leaves the last import for the UI to re-run.
+    folder = Path(channel.path).parent
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".orders-", dir=settings.landing_dir))
     try:
-        prepared = prepare(Path(args.orders).resolve(), args.as_of, settings.landing_dir,
+        prepared = prepare(Path(args.orders).resolve(), args.as_of, scratch,
                            channel, parse_column_map(args.columns), since=args.since,
                            encoding=args.encoding or "utf-8")
+        shutil.rmtree(settings.landing_dir / folder, ignore_errors=True)
+        (settings.landing_dir / folder).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(scratch / folder, settings.landing_dir / folder)
     except (OrdersFileError, ValueError) as error:
         print(f"cannot use the orders file: {error}", file=sys.stderr)
         return 2
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print(f"{prepared.rows:,} orders from {prepared.first_day} to {prepared.last_day} written as "
           f"{prepared.files_written} daily files in {settings.landing_dir}")
     warning = earlier_data_warning(settings.warehouse_path, prepared.first_day,
@@ -519,10 +532,9 @@ def cmd_run_orders(args: argparse.Namespace) -> int:
     return 0
 
 
-def earlier_data_warning(warehouse: Path, first_day: date,
-                         afresh: str = "`make clean` (or another CDP_DATA_DIR) starts afresh") -> str | None:
-    """A warning when the warehouse holds loads from before the run's first day: an earlier run
-    over a longer range, whose days this run does not reload, so its results would mix both."""
+def earliest_loaded_day(warehouse: Path) -> date | None:
+    """The first day the warehouse holds loads of, or None: no warehouse, nothing loaded yet, or
+    another process holds the file (e.g. the UI; the run itself will say so)."""
     import duckdb
 
     if not warehouse.exists():
@@ -530,13 +542,20 @@ def earlier_data_warning(warehouse: Path, first_day: date,
     try:
         con = duckdb.connect(str(warehouse), read_only=True)
     except duckdb.Error:
-        return None  # another process holds it (e.g. the UI); the run itself will say so
+        return None
     try:
-        earliest = con.execute("select min(partition_start) from audit.load_ledger").fetchone()[0]
+        return con.execute("select min(partition_start) from audit.load_ledger").fetchone()[0]
     except duckdb.CatalogException:
-        return None  # nothing loaded yet
+        return None
     finally:
         con.close()
+
+
+def earlier_data_warning(warehouse: Path, first_day: date,
+                         afresh: str = "`make clean` (or another CDP_DATA_DIR) starts afresh") -> str | None:
+    """A warning when the warehouse holds loads from before the run's first day: an earlier run
+    over a longer range, whose days this run does not reload, so its results would mix both."""
+    earliest = earliest_loaded_day(warehouse)
     if earliest is None or earliest >= first_day:
         return None
     return (f"warning: the warehouse {warehouse} holds data from {earliest} on, before this run's first day "
@@ -564,7 +583,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 2
     first_day = config.end_date - timedelta(days=config.days - 1)
-    # Partitions must cover the demo's first day; set before the definitions are imported.
+    # Partitions must cover the run's first day; set before the definitions are imported. On
+    # delivered files they start where the warehouse's loads do: a run over the last days then
+    # judges its first day's volume against the days before it, and reads the CRM and helpdesk
+    # since that day rather than from their beginning.
+    if args.skip_generate and "CDP_START_DATE" not in os.environ:
+        earliest = earliest_loaded_day(Settings.from_env().warehouse_path)
+        if earliest is not None and earliest < first_day:
+            os.environ["CDP_START_DATE"] = earliest.isoformat()
     os.environ.setdefault("CDP_START_DATE", first_day.isoformat())
     settings = Settings.from_env()
     if settings.start_date > first_day:
@@ -653,9 +679,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except SettingsError as error:
+    except (SettingsError, CatalogError) as error:
         print(f"cdp: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("cdp: interrupted; a run stopped part-way is finished by running it again", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

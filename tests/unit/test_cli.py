@@ -72,6 +72,38 @@ def test_only_a_demo_run_warns_of_earlier_days_a_daily_run_on_delivered_files_bu
     assert "holds data from 2026-10-01 on, before this run's first day 2026-10-31" in capsys.readouterr().err
 
 
+def test_a_run_on_delivered_files_starts_its_partitions_where_the_warehouses_loads_start(monkeypatch, tmp_path):
+    """`cdp run --skip-generate --days 1` after a year of loads: its day is not the pipeline's
+    first, so the volume check has the days before it and the CRM is read since that day only."""
+    import orchestration.cli as cli
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CDP_WAREHOUSE_PATH", raising=False)
+    monkeypatch.delenv("CDP_START_DATE", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("CDP_CRM_DATABASE_URL", f"sqlite:///{tmp_path / 'crm.sqlite'}")
+    monkeypatch.setenv("CDP_HELPDESK_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CDP_HELPDESK_TOKEN", "t")
+    (tmp_path / "data").mkdir()
+    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
+    ensure_tables(con, load_catalog()["web_events"])
+    con.execute("insert into audit.load_ledger (channel, partition_start, partition_end) "
+                "values ('web_events', date '2025-11-01', date '2026-10-31')")
+    con.close()
+    starts = []
+    monkeypatch.setattr(cli, "_prepare_instance", lambda: None)
+    monkeypatch.setattr("orchestration.dbt_project.prepare_manifest", lambda *a, **k: None)
+    monkeypatch.setattr(cli, "run_source_systems", lambda *a, **k: nullcontext(["systems"]))
+    monkeypatch.setattr(cli, "materialize_range", lambda *a, **k: starts.append(os.environ["CDP_START_DATE"]))
+    cli.main(["run", "--skip-generate", "--end-date", "2026-11-02", "--days", "1"])
+    assert starts == ["2025-11-01"]
+    # With nothing loaded before, the run's first day is the pipeline's.
+    monkeypatch.delenv("CDP_START_DATE")
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "empty"))
+    cli.main(["run", "--skip-generate", "--end-date", "2026-11-02", "--days", "1"])
+    assert starts[-1] == "2026-11-02"
+
+
 def test_the_benchmark_takes_a_history_length_of_at_least_two_days(capsys):
     import pytest
 
@@ -408,3 +440,70 @@ def test_the_terminal_shows_an_expected_failure_by_its_reason_and_a_bug_with_its
     assert stopped.strip() == "1 blocking asset check failed with ERROR severity:\nthin_day: volume"
     crashed = err.split('Execution of step "bug" failed.')[1]
     assert "KeyError" in crashed and "Stack Trace:" in crashed and 'File "' in crashed
+
+
+def test_ctrl_c_in_a_step_is_shown_without_dagsters_stack():
+    import logging
+
+    from orchestration.cli import ExpectedFailureWithoutStack
+
+    message = ('Execution of step "raw__web_events" failed.\n\ndagster._core.errors.DagsterExecutionInterruptedError'
+               '\n\nStack Trace:\n  File "/venv/dagster/_core/execution/plan/execute_plan.py", line 245')
+    record = logging.LogRecord("dagster", logging.ERROR, __file__, 1, message, None, None)
+    ExpectedFailureWithoutStack().filter(record)
+    assert "Stack Trace" not in record.getMessage() and "execute_plan.py" not in record.getMessage()
+
+
+def test_a_broken_catalog_or_ctrl_c_is_one_line_not_a_traceback(capsys, monkeypatch):
+    import orchestration.cli as cli
+    from orchestration.sources.catalog import CatalogError
+
+    def broken(args):
+        raise CatalogError("catalog.yml: service_messages reads service_tickets, which is disabled: "
+                           "disable 'service_messages' too")
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_prepare", broken)
+    assert cli.main(["prepare"]) == 2
+    assert capsys.readouterr().err == ("cdp: catalog.yml: service_messages reads service_tickets, which is "
+                                       "disabled: disable 'service_messages' too\n")
+    monkeypatch.setattr(cli, "cmd_prepare", interrupted)
+    assert cli.main(["prepare"]) == 130
+    assert capsys.readouterr().err.startswith("cdp: interrupted")
+
+
+def test_a_relative_data_folder_gives_dagster_an_absolute_home(monkeypatch, tmp_path):
+    import orchestration.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CDP_DATA_DIR", "reldata")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert cli._prepare_instance() == tmp_path / "reldata" / "dagster_home"
+    assert os.environ["DAGSTER_HOME"] == str(tmp_path / "reldata" / "dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", "relhome")  # as `make` exported it before
+    assert cli._prepare_instance() == tmp_path / "relhome"
+
+
+def test_a_mistyped_orders_file_leaves_the_last_imports_daily_files(capsys, monkeypatch, tmp_path):
+    import orchestration.cli as cli
+
+    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "byo"))
+    monkeypatch.delenv("CDP_LANDING_DIR", raising=False)
+    last = tmp_path / "byo" / "landing" / "online_orders"
+    last.mkdir(parents=True)
+    (last / "online_orders_2026-10-30.csv").write_text("order_id\n")
+    assert cli.main(["run", "--orders", str(tmp_path / "typo.csv"), "--as-of", "2026-10-31"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "byo" / "landing").iterdir()] == ["online_orders"]
+    assert (last / "online_orders_2026-10-30.csv").exists()
+    # A file that can be read replaces them (the run itself is stood in for).
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,order_time,amount\nK1,2026-10-31 10:00:00,12.50\n")
+    monkeypatch.setattr(cli, "_prepare_instance", lambda: None)
+    monkeypatch.setattr("orchestration.dbt_project.prepare_manifest", lambda *a, **k: None)
+    monkeypatch.setattr(cli, "materialize_range", lambda *a, **k: False)
+    cli.main(["run", "--orders", str(orders), "--as-of", "2026-10-31"])
+    assert [p.name for p in last.iterdir()] == ["online_orders_2026-10-31.csv"]
+    assert [p.name for p in (tmp_path / "byo" / "landing").iterdir()] == ["online_orders"]
