@@ -130,9 +130,10 @@
 {%- endmacro %}
 
 {# Keep one row per natural key: the first by `order_by`, by default the newest delivery (the
-   latest load, then the later file, then the later row in it), so re-sends and corrections win. #}
+   later delivery day, then the latest load of it, the later file, the later row in it), so
+   re-sends and corrections win, and re-running an older day does not bring its version back. #}
 {% macro latest_per_key(relation, key, order_by=none) -%}
-    {%- set order_by = order_by or '_loaded_at desc, _source_location desc, _source_row desc' -%}
+    {%- set order_by = order_by or '_partition_date desc, _loaded_at desc, _source_location desc, _source_row desc' -%}
     select * from (
         select
             *,
