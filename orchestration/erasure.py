@@ -60,6 +60,8 @@ class ErasureResult:
     records: int = 0
     rows_deleted: dict[str, int] = field(default_factory=dict)
     tables_dropped: list[str] = field(default_factory=list)
+    # Requests waiting for the first identity build, which finds the person's other records.
+    deferred: int = 0
 
 
 def read_requests(path: Path) -> tuple[list[ErasureRequest], dict[str, str]]:
@@ -108,6 +110,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""CREATE TABLE IF NOT EXISTS private.erasure_log (
         request_id VARCHAR, id_type VARCHAR, requested_at VARCHAR, customers INTEGER, records INTEGER,
         applied_at TIMESTAMP)""")
+    con.execute("CREATE TABLE IF NOT EXISTS private.erasures_deferred (request_id VARCHAR, deferred_at TIMESTAMP)")
 
 
 def _hmac(expr: str, pads: str | None = None) -> str:
@@ -171,6 +174,10 @@ def drop_erased(con: duckdb.DuckDBPyConnection, channel: Channel) -> int:
     return before - con.execute("SELECT count(*) FROM _incoming").fetchone()[0]
 
 
+# Where erasure finds the person as the last identity build knows them (customers, records).
+IDENTITY_LOOKUPS = ("int_customer_identifiers", "int_touchpoints_linked", "int_identifiers_observed")
+
+
 def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests: list[ErasureRequest]) -> ErasureResult:
     """Apply the requests not applied before; returns counts only (no values).
 
@@ -179,6 +186,7 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
     Applying anything drops the restaged tables (a full rebuild), so a run with nothing new to
     apply, including one whose only new rows are rejected, changes nothing."""
     ensure_tables(con)
+    con.execute("DELETE FROM private.erasures_deferred")
     result = ErasureResult(requests=len(requests))
     if not requests:
         return result
@@ -197,11 +205,18 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
         OR (request_id IN (SELECT request_id FROM private.erasure_log)
             AND {_is_erased_key('r.id_type', 'r.id_value', _has_retired_keys(con))})""")
     result.applied = con.execute("SELECT count(*) FROM _requested").fetchone()[0]
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    if result.applied and not all(table_exists(con, "intermediate", t) for t in IDENTITY_LOOKUPS):
+        # Before the first identity build (or after a rebuild that failed) only the requested
+        # identifier's own records could be found, and erasing them would cut the links to the
+        # person's other records for good: the requests wait for the build (the publish refuses
+        # meanwhile), and the next run applies them to the person as it knows them.
+        con.execute("INSERT INTO private.erasures_deferred SELECT DISTINCT request_id, ? FROM _requested", [now])
+        result.deferred, result.applied = result.applied, 0
     if not result.applied:
         con.execute("DROP TABLE _requests")
         con.execute("DROP TABLE _requested")
         return result
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
 
     # The person as the last identity build knows them: customers, identifiers, records.
     con.execute("CREATE OR REPLACE TEMP TABLE _customers (request_id VARCHAR, customer_id VARCHAR)")
@@ -321,6 +336,13 @@ def erasures_applied(con: duckdb.DuckDBPyConnection) -> int:
     if not table_exists(con, "private", "erasure_log"):
         return 0
     return con.execute("SELECT count(*) FROM private.erasure_log WHERE records > 0").fetchone()[0]
+
+
+def deferred_erasures(con: duckdb.DuckDBPyConnection) -> int:
+    """Erasure requests waiting for the first identity build: nothing may be published before."""
+    if not table_exists(con, "private", "erasures_deferred"):
+        return 0
+    return con.execute("SELECT count(*) FROM private.erasures_deferred").fetchone()[0]
 
 
 def compaction_due(con: duckdb.DuckDBPyConnection) -> bool:

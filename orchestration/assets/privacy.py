@@ -58,10 +58,14 @@ def erased_records(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
     rejected.update(result.rejected)
     for request_id, reason in rejected.items():
         context.log.warning(f"erasure request {request_id} rejected: {reason}")
+    if result.deferred:
+        context.log.warning(f"{result.deferred} erasure request(s) wait for the first identity build (this run's): "
+                            "the next run applies them, and nothing is published until then")
     return dg.MaterializeResult(metadata={
         "request_file": str(path),
         "requests_in_file": in_file,
         "applied_now": result.applied,
+        "deferred_to_next_run": result.deferred,
         "rejected": dg.MetadataValue.json(rejected),
         "customers_erased": result.customers,
         "records_erased": result.records,

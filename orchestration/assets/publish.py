@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from orchestration.erasure import CompactionError, compact_warehouse, compaction_due
+from orchestration.erasure import CompactionError, compact_warehouse, compaction_due, deferred_erasures
 from orchestration.resources import WAREHOUSE_POOL, PathsResource
 from orchestration.serve import SERVED_TABLES, publish
 
@@ -25,6 +25,11 @@ from orchestration.serve import SERVED_TABLES, publish
 )
 def bi_serve_file(context: dg.AssetExecutionContext, warehouse: DuckDBResource, paths: PathsResource):
     with warehouse.get_connection() as con:
+        deferred = deferred_erasures(con)
+        if deferred:
+            raise dg.Failure(description=(
+                f"{deferred} erasure request(s) wait for the first identity build, which this run made: "
+                "nothing is published until the next run has applied them (run again)"))
         result = publish(con, Path(paths.serve_path))
         due = compaction_due(con)
     context.log.info(f"published {result.path} ({result.bytes} bytes)")

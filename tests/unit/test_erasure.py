@@ -5,7 +5,15 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from orchestration.erasure import ErasureRequest, ErasureRequestError, apply, drop_erased, ensure_tables, read_requests
+from orchestration.erasure import (
+    ErasureRequest,
+    ErasureRequestError,
+    apply,
+    deferred_erasures,
+    drop_erased,
+    ensure_tables,
+    read_requests,
+)
 from orchestration.privacy import install_key
 from orchestration.sources.catalog import load_catalog
 
@@ -33,8 +41,9 @@ def test_landing_drops_rows_of_erased_people_by_key_and_by_identifier():
     con = duckdb.connect()
     install_key(con, b"k" * 32)
     ensure_tables(con)
+    _identity_built(con)
     con.execute("CREATE SCHEMA raw")
-    # Applying a request with no identity build yet erases by the identifier itself.
+    # An identity build that knows nothing of the person: erased by the identifier itself.
     result = apply(con, {}, [ErasureRequest("R1", "email", "Gone@Example.com", None)])
     assert result.applied == 1 and result.unmatched == 1
     con.execute("INSERT INTO private.erased_records VALUES ('online_orders', 'O9', 'R0', now())")
@@ -52,14 +61,44 @@ def test_landing_drops_rows_of_erased_people_by_key_and_by_identifier():
     assert con.execute("SELECT count(*) FROM private.erased_keys WHERE value_key LIKE '%@%'").fetchone()[0] == 0
 
 
+def _identity_built(con):
+    """The tables erasure finds a person through, as an identity build leaves them (empty here)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
+    con.execute("CREATE TABLE intermediate.int_customer_identifiers (customer_id VARCHAR, id_type VARCHAR, id_value VARCHAR)")
+    con.execute("CREATE TABLE intermediate.int_touchpoints_linked (customer_id VARCHAR, source_channel VARCHAR, "
+                "source_record_id VARCHAR)")
+    con.execute("CREATE TABLE intermediate.int_identifiers_observed (node VARCHAR, record_key VARCHAR)")
+
+
+def test_a_request_before_the_first_identity_build_waits_for_it_and_holds_the_publish():
+    con = duckdb.connect()
+    install_key(con, b"k" * 32)
+    request = [ErasureRequest("R1", "email", "gone@example.com", None)]
+    waiting = apply(con, {}, request)
+    assert (waiting.applied, waiting.deferred) == (0, 1)
+    assert deferred_erasures(con) == 1
+    assert con.execute("SELECT count(*) FROM private.erasure_log").fetchone()[0] == 0
+    _identity_built(con)
+    applied = apply(con, {}, request)
+    assert (applied.applied, applied.deferred) == (1, 0)
+    assert deferred_erasures(con) == 0
+    # A request withdrawn from the file while it waited holds nothing either.
+    con2 = duckdb.connect()
+    install_key(con2, b"k" * 32)
+    apply(con2, {}, request)
+    apply(con2, {}, [])
+    assert deferred_erasures(con2) == 0
+
+
 def test_applying_a_request_drops_the_incremental_tables_so_they_are_rebuilt_from_raw():
     con = duckdb.connect()
     install_key(con, b"k" * 32)
+    _identity_built(con)
     con.execute("CREATE SCHEMA staging")
     con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR, email VARCHAR)")
     con.execute("INSERT INTO staging.stg_shop__orders VALUES ('O1', 'gone@example.com')")
     con.execute("CREATE VIEW staging.v AS SELECT 1 AS x")
-    con.execute("CREATE SCHEMA intermediate")
+    con.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
     con.execute("CREATE TABLE intermediate.int_touchpoints_unioned (record_key VARCHAR, email VARCHAR, _restaged_at TIMESTAMP)")
     con.execute("CREATE TABLE intermediate.int_customer_profiles (customer_id VARCHAR)")
     con.execute("CREATE SCHEMA audit")
@@ -72,7 +111,9 @@ def test_applying_a_request_drops_the_incremental_tables_so_they_are_rebuilt_fro
     assert [t for (t,) in con.execute(
         "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema <> 'private' ORDER BY 1"
     ).fetchall()] == [
-        "audit.absorbed", "audit.restaged_drops", "intermediate.int_customer_profiles", "staging.v"]
+        "audit.absorbed", "audit.restaged_drops", "intermediate.int_customer_identifiers",
+        "intermediate.int_customer_profiles", "intermediate.int_identifiers_observed",
+        "intermediate.int_touchpoints_linked", "staging.v"]
     assert con.execute("SELECT count(*) FROM audit.restaged_drops").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM audit.absorbed").fetchone()[0] == 0
     # Nothing pending: nothing dropped.
@@ -83,6 +124,7 @@ def test_applying_a_request_drops_the_incremental_tables_so_they_are_rebuilt_fro
 def test_a_rejected_or_already_applied_request_forces_no_rebuild_but_a_reused_id_is_applied():
     con = duckdb.connect()
     install_key(con, b"k" * 32)
+    _identity_built(con)
     applied = apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)])
     assert applied.applied == 1
     con.execute("CREATE SCHEMA staging")
@@ -115,6 +157,7 @@ def test_a_changed_key_keeps_erased_people_out_of_later_deliveries():
     channel = load_catalog()["online_orders"]
     con = duckdb.connect()
     assert install_key(con, b"old" * 11) is False
+    _identity_built(con)
     apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)])
     assert install_key(con, b"new" * 11) is True
     assert con.execute("SELECT count(*) FROM private.hmac_key_retired").fetchone()[0] == 1
@@ -140,6 +183,7 @@ def test_the_erasure_step_counts_each_row_of_the_file_once(tmp_path):
     warehouse = str(tmp_path / "w.duckdb")
     with duckdb.connect(warehouse) as con:
         install_key(con, b"k" * 32)
+        _identity_built(con)
     requests = tmp_path / "requests.csv"
     requests.write_text("request_id,id_type,id_value\nR1,email,gone@example.com\nR2,passport,X1\nR3,email,not-an-email\n")
     paths = PathsResource(data_dir=str(tmp_path), landing_dir=str(tmp_path), serve_path=str(tmp_path),
@@ -157,6 +201,7 @@ def test_a_quarantined_order_of_the_person_takes_its_order_lines_with_it():
     catalog = load_catalog()
     con = duckdb.connect()
     install_key(con, b"k" * 32)
+    _identity_built(con)
     con.execute("CREATE SCHEMA raw")
     con.execute("CREATE SCHEMA quarantine")
     lines = catalog["order_lines"]
@@ -225,3 +270,22 @@ def test_a_rewrite_without_room_for_the_copy_says_so_and_leaves_the_warehouse(tm
     with pytest.raises(CompactionError, match="needs about 0.0 GiB free beside .* and 0.0 GiB are"):
         compact_warehouse(path)
     assert path.read_bytes() == before and not path.with_name("warehouse.duckdb.compacting").exists()
+
+
+def test_nothing_is_published_while_erasure_requests_wait_for_the_identity_build(tmp_path):
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from orchestration.assets.publish import bi_serve_file
+    from orchestration.resources import PathsResource
+
+    warehouse = str(tmp_path / "w.duckdb")
+    with duckdb.connect(warehouse) as con:
+        install_key(con, b"k" * 32)
+        assert apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)]).deferred == 1
+    serve = tmp_path / "serve.duckdb"
+    paths = PathsResource(data_dir=str(tmp_path), landing_dir=str(tmp_path), serve_path=str(serve),
+                          model_dir=str(tmp_path), erasure_requests=str(tmp_path / "requests.csv"))
+    with dg.build_asset_context() as context, pytest.raises(dg.Failure, match="wait for the first identity build"):
+        bi_serve_file(context=context, warehouse=DuckDBResource(database=warehouse), paths=paths)
+    assert not serve.exists()
