@@ -59,6 +59,11 @@ def build_alert(job: str, run_id: str, failed_steps: list[str], failed_checks: l
 def send(alert: Alert, url: str | None = None, timeout_s: float = 10.0) -> bool:
     """Log the alert; POST it when a webhook URL is configured. True when delivered (or logged only)."""
     log.error(alert.text())
+    return deliver(alert, url, timeout_s)
+
+
+def deliver(alert: Alert, url: str | None = None, timeout_s: float = 10.0) -> bool:
+    """POST the alert when a webhook URL is configured. True when delivered or there is none."""
     url = url or os.environ.get(WEBHOOK_ENV)
     if not url:
         return True

@@ -324,11 +324,20 @@ def materialize_range(start: str, end: str, instance=None, job: str = "daily_ref
             raise_on_error=False,
         )
     if not result.success:
-        from orchestration.sensors import alert_for_run
-
-        # What failed, in one line at the end of the step log (the same text as the failure alert).
-        print(alert_for_run(instance, job, result.run_id, "").text(), file=sys.stderr)
+        report_failure(instance, job, result.run_id)
     return result.success
+
+
+def report_failure(instance, job: str, run_id: str) -> None:
+    """What failed, in one line at the end of the step log, and to the alert webhook if one is
+    set: Dagster's failure sensor watches the runs launched through the code location, not one
+    run in this process."""
+    from orchestration.alerts import deliver
+    from orchestration.sensors import alert_for_run
+
+    alert = alert_for_run(instance, job, run_id, "")
+    print(alert.text(), file=sys.stderr)
+    deliver(alert)
 
 
 def print_summary(settings: Settings) -> None:

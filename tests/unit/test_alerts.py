@@ -97,3 +97,32 @@ def test_a_deliberate_failure_is_told_by_its_description_alone(dagster_instance)
     result = dg.materialize([refused], instance=dagster_instance, raise_on_error=False)
     alert = alert_for_run(dagster_instance, result.dagster_run.job_name, result.run_id, "")
     assert alert.reason == "app_events: no file delivered for 10 day(s)"
+
+
+def test_a_failed_cli_run_posts_its_alert_itself(dagster_instance, monkeypatch, capsys):
+    """The daemon's failure sensor does not see runs made in the CLI's process: `cdp run` posts."""
+    from orchestration.alerts import WEBHOOK_ENV
+    from orchestration.cli import report_failure
+
+    result = dg.materialize([orders_like, downstream], instance=dagster_instance, raise_on_error=False)
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hook")
+    try:
+        report_failure(dagster_instance, result.dagster_run.job_name, result.run_id)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(r["run_id"], r["failed_checks"]) for r in received] == [(result.run_id, ["orders_like:never_empty"])]
+    assert "orders_like:never_empty" in capsys.readouterr().err
