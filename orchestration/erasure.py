@@ -259,10 +259,12 @@ def apply(con: duckdb.DuckDBPyConnection, channels: dict[str, Channel], requests
             predicate = erased_predicate(channel, fields, retired)
             if channel.name in parents:
                 key = cleaned_text(fields(channel.natural_key))
-                # The row names no request: it is attributed to the batch's first.
+                # A row the identity build did not link names no request: it is attributed to
+                # the batch's first. One it linked keeps the request that found it.
                 con.execute(f"""INSERT INTO _records
                     SELECT DISTINCT (SELECT min(request_id) FROM _requested), {lit(channel.name)}, {key}
-                    FROM {schema}.{table} WHERE {predicate} AND {key} IS NOT NULL""")
+                    FROM {schema}.{table} WHERE {predicate} AND {key} IS NOT NULL
+                      AND NOT EXISTS (SELECT 1 FROM _records x WHERE x.channel = {lit(channel.name)} AND x.record_id = {key})""")
                 con.execute(f"""INSERT INTO private.erased_records
                     SELECT DISTINCT channel, record_id, request_id, ? FROM _records r
                     WHERE channel = {lit(channel.name)} AND NOT EXISTS (

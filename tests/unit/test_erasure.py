@@ -289,3 +289,22 @@ def test_nothing_is_published_while_erasure_requests_wait_for_the_identity_build
     with dg.build_asset_context() as context, pytest.raises(dg.Failure, match="wait for the first identity build"):
         bi_serve_file(context=context, warehouse=DuckDBResource(database=warehouse), paths=paths)
     assert not serve.exists()
+
+
+def test_each_request_is_credited_with_the_records_it_found():
+    # R1 matches nobody; R2's order is found through the identity build and again in raw by its
+    # email: it counts for R2 alone.
+    catalog = load_catalog()
+    con = duckdb.connect()
+    install_key(con, b"k" * 32)
+    _identity_built(con)
+    con.execute("INSERT INTO intermediate.int_customer_identifiers VALUES ('C2', 'email', 'two@example.com')")
+    con.execute("INSERT INTO intermediate.int_touchpoints_linked VALUES ('C2', 'online_orders', 'O2')")
+    con.execute("CREATE SCHEMA raw")
+    orders = catalog["online_orders"]
+    con.execute(f"CREATE TABLE raw.online_orders ({', '.join(f'{c} VARCHAR' for c in orders.columns)})")
+    con.execute("INSERT INTO raw.online_orders (order_id, email) VALUES ('O2', 'two@example.com')")
+    apply(con, {name: catalog[name] for name in ("order_lines", "online_orders")},
+          [ErasureRequest("R1", "email", "nobody@example.com", None), ErasureRequest("R2", "email", "two@example.com", None)])
+    assert con.execute("SELECT request_id, customers, records FROM private.erasure_log ORDER BY 1").fetchall() == [
+        ("R1", 0, 0), ("R2", 1, 1)]
