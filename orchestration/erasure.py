@@ -84,7 +84,10 @@ def _parse_requests(path: Path) -> tuple[list[ErasureRequest], dict[str, str]]:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUEST_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ErasureRequestError(f"{path.name}: missing column(s) {', '.join(missing)}; "
+            header = ",".join(reader.fieldnames or [])
+            separator = next((f" (its header is separated by {name}: save it as comma-separated CSV)"
+                              for sep, name in ((";", "semicolons"), ("\t", "tabs")) if sep in header), "")
+            raise ErasureRequestError(f"{path.name}: missing column(s) {', '.join(missing)}{separator}; "
                                       f"expected {', '.join(REQUEST_COLUMNS)}[, requested_at]")
         requests, rejected = [], {}
         for line, row in enumerate(reader, start=2):

@@ -32,7 +32,12 @@ def test_a_missing_file_means_no_requests_and_a_malformed_one_is_an_error(tmp_pa
     assert read_requests(tmp_path / "absent.csv") == ([], {})
     bad = tmp_path / "bad.csv"
     bad.write_text("id,value\n1,a@x.cn\n")
-    with pytest.raises(ErasureRequestError, match="missing column"):
+    with pytest.raises(ErasureRequestError, match="missing column") as raised:
+        read_requests(bad)
+    assert "semicolons" not in str(raised.value)
+    # A spreadsheet's export in a semicolon locale: the message says what to change.
+    bad.write_text("request_id;id_type;id_value\nR1;email;a@x.cn\n")
+    with pytest.raises(ErasureRequestError, match="separated by semicolons: save it as comma-separated CSV"):
         read_requests(bad)
 
 
