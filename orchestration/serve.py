@@ -32,6 +32,7 @@ SERVED_TABLES: dict[str, tuple[str, str]] = {
     "orders": ("marts.orders", "order_id"),
     "customer_rfm": ("marts.customer_rfm", "customer_id"),
     "customer_lifecycle": ("marts.customer_lifecycle", "customer_id"),
+    "lifecycle_stages": ("marts.lifecycle_stages", "lifecycle_stage"),
     "customer_history": ("marts.customer_history", "snapshot_date, customer_id"),
     "segment_migration": ("marts.segment_migration", "dimension, from_value, to_value"),
     "customer_churn_warnings": ("marts.customer_churn_warnings", "customer_id"),

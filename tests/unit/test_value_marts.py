@@ -75,7 +75,8 @@ def test_value_marts_are_assets_with_blocking_checks_and_reach_the_serve_file():
     from orchestration.serve import SERVED_TABLES
 
     marts = ["customer_lifecycle", "customer_history", "segment_migration", "customer_churn_warnings",
-             "customer_value", "next_best_action", "kpi_daily", "cohort_retention", "registrant_activation"]
+             "customer_value", "next_best_action", "kpi_daily", "cohort_retention", "registrant_activation",
+             "lifecycle_stages"]
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {f"marts/{name}" for name in marts} <= keys
