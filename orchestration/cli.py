@@ -346,7 +346,10 @@ def print_summary(settings: Settings) -> None:
     con = duckdb.connect(str(settings.serve_path), read_only=True)
     try:
         customers = con.execute("select count(*) from customers").fetchone()[0]
-        orders, revenue = con.execute("select count(*), coalesce(sum(amount), 0) from orders where is_purchase").fetchone()
+        # Revenue net of refunds booked as rows of their own, as in kpi_daily.
+        orders, revenue = con.execute(
+            "select count(*) filter (where is_purchase), coalesce(sum(amount), 0) from orders "
+            "where is_purchase or (status = 'refunded' and amount < 0)").fetchone()
         segments = con.execute(
             "select segment, count(*) * 1.0 / sum(count(*)) over () as share from customer_rfm group by 1 order by 2 desc"
         ).fetchall()
@@ -359,7 +362,7 @@ def print_summary(settings: Settings) -> None:
     model = json.loads((settings.model_dir / "churn_model.json").read_text())
     print("\n=== Customer data platform: run summary ===")
     print(f"customers unified : {customers:,}")
-    print(f"orders (purchases): {orders:,}  revenue {float(revenue):,.2f}")
+    print(f"orders (purchases): {orders:,}  revenue less refunds {float(revenue):,.2f}")
     print("RFM segments      : " + (", ".join(f"{s} {share:.1%}" for s, share in segments) or "none: nobody has bought yet"))
     if "metrics" in model:
         m = model["metrics"][model["champion"]]
