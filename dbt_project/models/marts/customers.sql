@@ -18,5 +18,3 @@ left join {{ ref('customer_rfm') }} as rfm on profiles.customer_id = rfm.custome
 left join {{ ref('customer_lifecycle') }} as lifecycle on profiles.customer_id = lifecycle.customer_id
 left join {{ ref('customer_churn_warnings') }} as warnings on profiles.customer_id = warnings.customer_id
 left join {{ ref('customer_value') }} as value on profiles.customer_id = value.customer_id
--- Customers first seen after the as-of day join tomorrow, as in the value marts.
-where profiles.first_seen_at is null or cast(profiles.first_seen_at as date) <= {{ as_of_date() }}
