@@ -142,7 +142,7 @@ GX_CHECKS = {
             dg.AssetKey(["marts", "kpi_daily"]),
             "kpi_daily",
             "select * from marts.kpi_daily",
-            "Dashboard counts and revenue not negative, rates within 0–1.",
+            "Dashboard counts and sales per order not negative, rates within 0–1 (revenue, net of refunds, may be).",
             no_rows_because=_no_purchases_yet,
         ),
         GxCheck(

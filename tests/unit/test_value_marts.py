@@ -63,11 +63,11 @@ def _kpi_day(revenue, refunds, aov):
                                                      "churned_customers", "reactivated_customers")}})
 
 
-def test_kpi_suite_takes_a_day_of_refunds_only_but_not_negative_refunds():
+def test_kpi_suite_takes_a_day_of_refunds_only_but_not_negative_sales_per_order():
     # Revenue is net of refunds: a day whose refunds outweigh its sales is below zero, and valid.
     assert validate_frame(_kpi_day(-15.0, 25.0, 10.0), "kpi_daily", suites.kpi_daily()).success
-    failed = validate_frame(_kpi_day(10.0, -5.0, 10.0), "kpi_daily", suites.kpi_daily()).failed
-    assert [(o.expectation, o.column) for o in failed] == [("expect_column_values_to_be_between", "refunds")]
+    failed = validate_frame(_kpi_day(10.0, 0.0, -5.0), "kpi_daily", suites.kpi_daily()).failed
+    assert [(o.expectation, o.column) for o in failed] == [("expect_column_values_to_be_between", "aov")]
 
 
 def test_value_marts_are_assets_with_blocking_checks_and_reach_the_serve_file():

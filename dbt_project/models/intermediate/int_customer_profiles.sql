@@ -25,8 +25,9 @@ purchases as (
     select
         customer_id,
         count(case when is_purchase then 1 end) as order_count,
-        -- Net of refunds booked as rows of their own, as RFM's monetary.
-        sum(amount) as total_spend,
+        -- Net of refunds booked as rows of their own, as RFM's monetary; not below zero (a refund
+        -- of a purchase from before the data).
+        greatest(sum(amount), 0) as total_spend,
         min(case when is_purchase then ordered_at end) as first_order_at,
         max(case when is_purchase then ordered_at end) as last_order_at
     from {{ ref('orders') }} as orders

@@ -72,7 +72,8 @@ recent_months as (
 ),
 
 recent as (
-    select customer_id, max(month_spend) as top_recent_month_spend
+    -- Not below zero: a month of refunds only spent nothing.
+    select customer_id, greatest(max(month_spend), 0) as top_recent_month_spend
     from recent_months
     group by customer_id
 ),

@@ -21,11 +21,11 @@ annual as (
     select
         purchases.customer_id,
         greatest(sum(purchases.amount), 0){{ per_year }} as annual_spend,
-        greatest(sum(purchases.amount * case purchases.sales_channel
+        case when sum(purchases.amount) > 0 then greatest(sum(purchases.amount * case purchases.sales_channel
             {%- for channel, margin in clv['gross_margin'].items() %}
             when '{{ channel }}' then {{ margin }}
             {%- endfor %}
-        end), 0){{ per_year }} as annual_gross_profit
+        end), 0) else 0 end{{ per_year }} as annual_gross_profit
     from (
         select customer_id, order_date, sales_channel, amount from {{ ref('int_purchases_sequenced') }}
         -- Refunds take their money (and its margin) back.
