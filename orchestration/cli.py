@@ -267,8 +267,10 @@ def one_planned_event_per_asset(enabled: bool):
 # Dagster's console line for a failed step or run: the error's class and reason, then the stack
 # of Dagster's own frames that raised it. Expected: `dagster.Failure` (what the pipeline raises
 # for bad input, with a reason meant for the user), a failed blocking check and Ctrl-C.
-_EXPECTED = ("dagster._core.definitions.events.Failure: ", "dagster._core.errors.DagsterAssetCheckFailedError: ",
-             "dagster._core.errors.DagsterExecutionInterruptedError")
+_INTERRUPTED = "DagsterExecutionInterruptedError"
+# Each expected failure's prefix, and what the terminal shows in its place.
+_EXPECTED = {"dagster._core.definitions.events.Failure: ": "", "dagster._core.errors.DagsterAssetCheckFailedError: ": "",
+             f"dagster._core.errors.{_INTERRUPTED}": "interrupted (Ctrl-C)"}
 _STACK = "\n\nStack Trace:"
 
 
@@ -280,7 +282,7 @@ class ExpectedFailureWithoutStack(logging.Filter):
         message = record.getMessage()
         expected = next((prefix for prefix in _EXPECTED if prefix in message), None)
         if expected and _STACK in message:
-            record.msg, record.args = message.split(_STACK, 1)[0].replace(expected, ""), None
+            record.msg, record.args = message.split(_STACK, 1)[0].replace(expected, _EXPECTED[expected]), None
         return True
 
 
@@ -324,8 +326,25 @@ def materialize_range(start: str, end: str, instance=None, job: str = "daily_ref
             raise_on_error=False,
         )
     if not result.success:
+        if was_interrupted(instance, result.run_id):
+            raise KeyboardInterrupt  # Ctrl-C: no failure to report (main says how to finish the run)
         report_failure(instance, job, result.run_id)
     return result.success
+
+
+def was_interrupted(instance, run_id: str) -> bool:
+    """Whether a step of the run failed because the run was interrupted (Ctrl-C): Dagster stops
+    the steps of an in-process run with an error rather than letting the interrupt through."""
+    import dagster as dg
+
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        data = record.dagster_event.step_failure_data if record.dagster_event else None
+        error = data.error if data else None
+        while error is not None:
+            if error.cls_name == _INTERRUPTED:
+                return True
+            error = error.cause
+    return False
 
 
 def report_failure(instance, job: str, run_id: str) -> None:

@@ -451,7 +451,29 @@ def test_ctrl_c_in_a_step_is_shown_without_dagsters_stack():
                '\n\nStack Trace:\n  File "/venv/dagster/_core/execution/plan/execute_plan.py", line 245')
     record = logging.LogRecord("dagster", logging.ERROR, __file__, 1, message, None, None)
     ExpectedFailureWithoutStack().filter(record)
-    assert "Stack Trace" not in record.getMessage() and "execute_plan.py" not in record.getMessage()
+    assert record.getMessage() == 'Execution of step "raw__web_events" failed.\n\ninterrupted (Ctrl-C)'
+
+
+def test_an_interrupted_run_is_told_apart_from_a_failed_one():
+    import dagster as dg
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    from orchestration.cli import was_interrupted
+
+    @dg.asset
+    def stopped():
+        raise DagsterExecutionInterruptedError()
+
+    @dg.asset
+    def broken():
+        raise dg.Failure(description="bad file")
+
+    instance = dg.DagsterInstance.ephemeral()
+    interrupted = dg.materialize([stopped], instance=instance, raise_on_error=False)
+    failed = dg.materialize([broken], instance=instance, raise_on_error=False)
+    assert not interrupted.success and not failed.success
+    assert was_interrupted(instance, interrupted.run_id)
+    assert not was_interrupted(instance, failed.run_id)
 
 
 def test_a_broken_catalog_or_ctrl_c_is_one_line_not_a_traceback(capsys, monkeypatch):
