@@ -4,12 +4,36 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 
 from orchestration.alerts import scrub, send
 from orchestration.sensors import alert_for_run
+
+
+@contextmanager
+def webhook():
+    """A webhook on 127.0.0.1: its URL and the JSON bodies posted to it."""
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_scrub_removes_emails_and_phones_but_not_other_numbers():
@@ -37,24 +61,8 @@ def test_a_failed_run_becomes_an_alert_with_assets_checks_and_a_scrubbed_reason(
     # The blocking check fails its asset's step; the downstream asset never starts.
     assert alert.failed_steps == ["orders_like"]
     assert "never_empty" in alert.reason
-    received = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        assert send(alert, url=f"http://127.0.0.1:{server.server_port}/hook")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with webhook() as (url, received):
+        assert send(alert, url=url)
     assert received[0]["failed_checks"] == ["orders_like:never_empty"]
     assert received[0]["run_id"] == result.run_id
 
@@ -105,24 +113,8 @@ def test_a_failed_cli_run_posts_its_alert_itself(dagster_instance, monkeypatch, 
     from orchestration.cli import report_failure
 
     result = dg.materialize([orders_like, downstream], instance=dagster_instance, raise_on_error=False)
-    received = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hook")
-    try:
+    with webhook() as (url, received):
+        monkeypatch.setenv(WEBHOOK_ENV, url)
         report_failure(dagster_instance, result.dagster_run.job_name, result.run_id)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert [(r["run_id"], r["failed_checks"]) for r in received] == [(result.run_id, ["orders_like:never_empty"])]
     assert "orders_like:never_empty" in capsys.readouterr().err

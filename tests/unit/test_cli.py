@@ -43,13 +43,11 @@ def test_a_demo_run_warns_when_the_warehouse_holds_days_before_its_range(tmp_pat
     assert "2025-11-01" in warning and "make clean" in warning
 
 
-def test_only_a_demo_run_warns_of_earlier_days_a_daily_run_on_delivered_files_builds_on_them(
-        capsys, monkeypatch, tmp_path):
-    import orchestration.cli as cli
-
+def _delivered_files_loaded(monkeypatch, tmp_path, first_day: str, last_day: str) -> None:
+    """A data folder whose warehouse loaded web events from first_day to last_day, with stand-ins
+    for the source systems a run on delivered files needs named."""
     monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("CDP_WAREHOUSE_PATH", raising=False)
-    monkeypatch.setenv("CDP_START_DATE", "2026-10-01")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv("CDP_CRM_DATABASE_URL", f"sqlite:///{tmp_path / 'crm.sqlite'}")
     monkeypatch.setenv("CDP_HELPDESK_URL", "http://127.0.0.1:9")
@@ -57,9 +55,17 @@ def test_only_a_demo_run_warns_of_earlier_days_a_daily_run_on_delivered_files_bu
     (tmp_path / "data").mkdir()
     con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
     ensure_tables(con, load_catalog()["web_events"])
-    con.execute("insert into audit.load_ledger (channel, partition_start, partition_end) "
-                "values ('web_events', date '2026-10-01', date '2026-10-30')")
+    con.execute("insert into audit.load_ledger (channel, partition_start, partition_end) values ('web_events', ?, ?)",
+                [date.fromisoformat(first_day), date.fromisoformat(last_day)])
     con.close()
+
+
+def test_only_a_demo_run_warns_of_earlier_days_a_daily_run_on_delivered_files_builds_on_them(
+        capsys, monkeypatch, tmp_path):
+    import orchestration.cli as cli
+
+    monkeypatch.setenv("CDP_START_DATE", "2026-10-01")
+    _delivered_files_loaded(monkeypatch, tmp_path, "2026-10-01", "2026-10-30")
     # Everything after the warning is stood in for: only what the run prints before it matters.
     monkeypatch.setattr(cli, "_prepare_instance", lambda: None)
     monkeypatch.setattr("orchestration.dbt_project.prepare_manifest", lambda *a, **k: None)
@@ -77,19 +83,8 @@ def test_a_run_on_delivered_files_starts_its_partitions_where_the_warehouses_loa
     first, so the volume check has the days before it and the CRM is read since that day only."""
     import orchestration.cli as cli
 
-    monkeypatch.setenv("CDP_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("CDP_WAREHOUSE_PATH", raising=False)
     monkeypatch.delenv("CDP_START_DATE", raising=False)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    monkeypatch.setenv("CDP_CRM_DATABASE_URL", f"sqlite:///{tmp_path / 'crm.sqlite'}")
-    monkeypatch.setenv("CDP_HELPDESK_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("CDP_HELPDESK_TOKEN", "t")
-    (tmp_path / "data").mkdir()
-    con = duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"))
-    ensure_tables(con, load_catalog()["web_events"])
-    con.execute("insert into audit.load_ledger (channel, partition_start, partition_end) "
-                "values ('web_events', date '2025-11-01', date '2026-10-31')")
-    con.close()
+    _delivered_files_loaded(monkeypatch, tmp_path, "2025-11-01", "2026-10-31")
     starts = []
     monkeypatch.setattr(cli, "_prepare_instance", lambda: None)
     monkeypatch.setattr("orchestration.dbt_project.prepare_manifest", lambda *a, **k: None)

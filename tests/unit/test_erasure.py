@@ -75,6 +75,14 @@ def _identity_built(con):
     con.execute("CREATE TABLE intermediate.int_identifiers_observed (node VARCHAR, record_key VARCHAR)")
 
 
+def _built_warehouse():
+    """An in-memory warehouse with a pseudonymisation key and an (empty) identity build."""
+    con = duckdb.connect()
+    install_key(con, b"k" * 32)
+    _identity_built(con)
+    return con
+
+
 def test_a_request_before_the_first_identity_build_waits_for_it_and_holds_the_publish():
     con = duckdb.connect()
     install_key(con, b"k" * 32)
@@ -96,9 +104,7 @@ def test_a_request_before_the_first_identity_build_waits_for_it_and_holds_the_pu
 
 
 def test_applying_a_request_drops_the_incremental_tables_so_they_are_rebuilt_from_raw():
-    con = duckdb.connect()
-    install_key(con, b"k" * 32)
-    _identity_built(con)
+    con = _built_warehouse()
     con.execute("CREATE SCHEMA staging")
     con.execute("CREATE TABLE staging.stg_shop__orders (order_id VARCHAR, email VARCHAR)")
     con.execute("INSERT INTO staging.stg_shop__orders VALUES ('O1', 'gone@example.com')")
@@ -127,9 +133,7 @@ def test_applying_a_request_drops_the_incremental_tables_so_they_are_rebuilt_fro
 
 
 def test_a_rejected_or_already_applied_request_forces_no_rebuild_but_a_reused_id_is_applied():
-    con = duckdb.connect()
-    install_key(con, b"k" * 32)
-    _identity_built(con)
+    con = _built_warehouse()
     applied = apply(con, {}, [ErasureRequest("R1", "email", "gone@example.com", None)])
     assert applied.applied == 1
     con.execute("CREATE SCHEMA staging")
@@ -204,9 +208,7 @@ def test_a_quarantined_order_of_the_person_takes_its_order_lines_with_it():
     # The order never reached the identity build (quarantined), so only its email names the
     # person; its line in raw names only the order.
     catalog = load_catalog()
-    con = duckdb.connect()
-    install_key(con, b"k" * 32)
-    _identity_built(con)
+    con = _built_warehouse()
     con.execute("CREATE SCHEMA raw")
     con.execute("CREATE SCHEMA quarantine")
     lines = catalog["order_lines"]
@@ -300,9 +302,7 @@ def test_each_request_is_credited_with_the_records_it_found():
     # R1 matches nobody; R2's order is found through the identity build and again in raw by its
     # email: it counts for R2 alone.
     catalog = load_catalog()
-    con = duckdb.connect()
-    install_key(con, b"k" * 32)
-    _identity_built(con)
+    con = _built_warehouse()
     con.execute("INSERT INTO intermediate.int_customer_identifiers VALUES ('C2', 'email', 'two@example.com')")
     con.execute("INSERT INTO intermediate.int_touchpoints_linked VALUES ('C2', 'online_orders', 'O2')")
     con.execute("CREATE SCHEMA raw")
