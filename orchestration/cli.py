@@ -365,10 +365,9 @@ def print_summary(settings: Settings) -> None:
     con = duckdb.connect(str(settings.serve_path), read_only=True)
     try:
         customers = con.execute("select count(*) from customers").fetchone()[0]
-        # Revenue net of refunds booked as rows of their own, as in kpi_daily.
-        orders, revenue = con.execute(
-            "select count(*) filter (where is_purchase), coalesce(sum(amount), 0) from orders "
-            "where is_purchase or (status = 'refunded' and amount < 0)").fetchone()
+        orders = con.execute("select count(*) from orders where is_purchase").fetchone()[0]
+        # kpi_daily's revenue is net of refunds (dbt_project/macros/orders.sql says which rows are).
+        revenue = con.execute("select coalesce(sum(revenue), 0) from kpi_daily").fetchone()[0]
         segments = con.execute(
             "select segment, count(*) * 1.0 / sum(count(*)) over () as share from customer_rfm group by 1 order by 2 desc"
         ).fetchall()
